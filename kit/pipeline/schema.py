@@ -1,0 +1,60 @@
+"""The pipeline file's schema (pydantic), so every key and type is checked by one library."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+REFERENCE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class StepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, description="unique step name")
+    notebook: str = Field(min_length=1, description="path of the notebook, relative to the project root")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="values injected into the parameters cell")
+    needs: list[str] = Field(default_factory=list, description="steps that must finish first")
+    inputs: dict[str, str] = Field(
+        default_factory=dict,
+        description="notebook parameter -> STEP.OUTPUT of an upstream step; the runner injects that file's path",
+    )
+    outputs: dict[str, str] = Field(
+        default_factory=dict,
+        description="notebook parameter -> file or folder name the step writes in its working folder",
+    )
+    timeout: float | None = Field(default=None, gt=0, description="seconds before the step is stopped")
+
+    @field_validator("inputs")
+    @classmethod
+    def _references(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for param, reference in value.items():
+            if not re.match(REFERENCE_PATTERN, reference):
+                raise ValueError(f"input {param!r}: {reference!r} is not of the form STEP.OUTPUT")
+        return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _relative_names(cls, value: dict[str, str]) -> dict[str, str]:
+        from pathlib import PurePosixPath
+
+        for param, name in value.items():
+            path = PurePosixPath(name)
+            if not name or path.is_absolute() or ".." in path.parts:
+                raise ValueError(f"output {param!r}: {name!r} must be a relative name inside the step's folder")
+        return value
+
+
+class PipelineSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, description="pipeline name; also the MLflow experiment name")
+    model: str = Field(min_length=1, description="registered model name this pipeline produces")
+    description: str = ""
+    kernel: str = Field(default="kit", description="Jupyter kernel every step runs in")
+    timeout: float = Field(default=3600, gt=0, description="default per-step timeout in seconds")
+    steps: list[StepSpec] = Field(min_length=1)

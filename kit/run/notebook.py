@@ -1,0 +1,106 @@
+"""Execute one notebook with papermill in a kernel the runner owns.
+
+We hand papermill our own kernel manager so that each step gets its environment
+(its MLflow run) and working folder without touching this process's os.environ or cwd
+(steps run in threads), and so the runner can kill the kernel on timeout or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import AsyncKernelManager, KernelManager
+from traitlets import Dict, Unicode
+
+CellCallback = Callable[[int, int], None]  # (cell number, total cells)
+
+
+class StepKernelManager(AsyncKernelManager):
+    """A kernel manager that starts its kernel with extra environment variables."""
+
+    step_env = Dict()
+    log_path = Unicode("", help="file that takes the kernel process's own stdout/stderr")
+
+    async def start_kernel(self, **kw: Any) -> None:
+        kw["env"] = {**os.environ, **self.step_env}
+        if self.log_path:
+            # Native libraries (TensorFlow, CUDA probes) write to the process's stderr, not
+            # to the notebook; keep that out of the user's terminal but on record.
+            self._log = open(self.log_path, "ab")
+            kw["stdout"] = kw["stderr"] = self._log
+        await KernelManager._async_start_kernel(self, **kw)
+
+    def close_log(self) -> None:
+        log = getattr(self, "_log", None)
+        if log is not None:
+            log.close()
+
+    def kill_now(self) -> None:
+        """Kill the kernel and anything it started (its own process group), from any thread."""
+        process = getattr(self.provisioner, "process", None) if self.provisioner else None
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                process.kill()
+
+
+@dataclass
+class Execution:
+    """A notebook execution that can be stopped from another thread."""
+
+    input_path: Path
+    output_path: Path
+    parameters: dict[str, Any]
+    kernel_name: str
+    cwd: Path
+    env: dict[str, str]
+    log_path: Path | None = None
+    on_cell: CellCallback | None = None
+    stop_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        self._km = StepKernelManager(
+            kernel_name=self.kernel_name, step_env=self.env, log_path=str(self.log_path or "")
+        )
+        self._lock = threading.Lock()
+
+    def stop(self, reason: str) -> None:
+        with self._lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+        self._km.kill_now()
+
+    def run(self) -> None:
+        """Run to the end; raises papermill's errors (PapermillExecutionError for a failing cell)."""
+        import papermill
+
+        total = {"cells": 0}
+
+        def notebook_started(notebook, **_: Any) -> None:
+            total["cells"] = len(notebook.cells)
+
+        def cell_started(cell, cell_index: int, **_: Any) -> None:
+            if self.on_cell:
+                self.on_cell(cell_index + 1, total["cells"])
+
+        try:
+            papermill.execute_notebook(
+                str(self.input_path),
+                str(self.output_path),
+                parameters=self.parameters,
+                kernel_name=self.kernel_name,
+                progress_bar=False,
+                km=self._km,
+                resources={"metadata": {"path": str(self.cwd)}},  # the kernel's cwd, without os.chdir
+                on_notebook_start=notebook_started,
+                on_cell_start=cell_started,
+            )
+        finally:
+            self._km.close_log()

@@ -1,0 +1,245 @@
+"""Execute a checked pipeline: steps in dependency order (independent ones in parallel),
+each in its own kernel and folder, each tracked as a nested MLflow run."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.errors import Interrupted, StepFailure
+from kit.pipeline import Pipeline, Step
+from kit.run import workspace
+from kit.run.notebook import Execution
+from kit.run.tracking import PipelineTracker
+
+POLL_SECONDS = 0.25  # how often running steps are checked against their timeout
+
+
+@dataclass
+class StepResult:
+    name: str
+    state: str  # done | failed | killed | skipped
+    run_id: str | None = None
+    duration: float = 0.0
+    notebook: Path | None = None
+    outputs: dict[str, Path] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    workspace: Path
+    steps: dict[str, StepResult]
+
+    @property
+    def failed(self) -> list[StepResult]:
+        return [s for s in self.steps.values() if s.state == "failed"]
+
+
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception in the main thread so cleanup runs."""
+
+
+def run(pipeline: Pipeline, jobs: int = 2, progress=None, overrides: dict[str, Any] | None = None) -> RunResult:
+    """Run every step; raise StepFailure if any failed, Interrupted on Ctrl-C / SIGTERM."""
+    from kit.run import progress as progress_module
+
+    progress = progress or progress_module.for_stream(list(pipeline.steps))
+    tracker = PipelineTracker(pipeline.root, pipeline.name)
+    run_id = tracker.start(pipeline, overrides or {})
+    folder = workspace.create(pipeline.root, pipeline.name, run_id)
+    result = RunResult(run_id, tracker.experiment_id, tracker.tracking_uri, folder, {})
+    scheduler = _Scheduler(pipeline, tracker, folder, progress, result)
+
+    previous = _catch_sigterm()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="kit-step") as pool:
+            try:
+                scheduler.loop(pool)
+            except (KeyboardInterrupt, _Terminated) as stop:
+                signum = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
+                scheduler.stop_all(pool, "interrupted")
+                tracker.finish("KILLED", _summary(result))
+                raise Interrupted(f"run {run_id} interrupted; kernels shut down, runs marked KILLED", signum) from None
+    finally:
+        _restore_sigterm(previous)
+        progress.close()
+
+    if result.failed:
+        tracker.finish("FAILED", _summary(result))
+        raise StepFailure(_failure_report(result))
+    tracker.finish("FINISHED", _summary(result))
+    return result
+
+
+class _Scheduler:
+    def __init__(self, pipeline: Pipeline, tracker: PipelineTracker, folder: Path, progress, result: RunResult):
+        self.pipeline, self.tracker, self.folder, self.progress, self.result = pipeline, tracker, folder, progress, result
+        self.pending = list(pipeline.steps)
+        self.running: dict[Future, tuple[Step, Execution, StepResult, float]] = {}
+
+    def loop(self, pool: ThreadPoolExecutor) -> None:
+        while self.pending or self.running:
+            self._start_ready(pool)
+            if not self.running:
+                break
+            finished, _ = wait(list(self.running), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            self._enforce_timeouts()
+            # Start the steps that were waiting on these before logging artifacts and
+            # rendering HTML, so that bookkeeping overlaps the next kernel's work.
+            closing = [self._collect(future) for future in finished]
+            self._start_ready(pool)
+            for step_result, step in closing:
+                self._close(step_result, step)
+
+    def _start_ready(self, pool: ThreadPoolExecutor) -> None:
+        for name in list(self.pending):
+            step = self.pipeline.steps[name]
+            states = {n: getattr(self.result.steps.get(n), "state", "pending") for n in step.needs}
+            blocked = [n for n, state in states.items() if state in ("failed", "killed", "skipped")]
+            if blocked:
+                self.pending.remove(name)
+                reason = f"needs {blocked[0]!r}, which did not finish"
+                self.result.steps[name] = StepResult(name, "skipped", error=reason)
+                self.progress.step_skipped(name, reason)
+            elif all(state == "done" for state in states.values()):
+                self.pending.remove(name)
+                self._submit(pool, step)
+
+    def _submit(self, pool: ThreadPoolExecutor, step: Step) -> None:
+        step_dir = workspace.step_folder(self.folder, step.name)
+        outputs = {param: step_dir / name for param, name in step.outputs.items()}
+        inputs = {param: self.result.steps[up].outputs[out] for param, (up, out) in step.inputs.items()}
+        injected = {**step.parameters, **{k: str(v) for k, v in {**inputs, **outputs}.items()}}
+        run_id = self.tracker.start_step(step, injected)
+        env = {
+            "MLFLOW_TRACKING_URI": self.tracker.tracking_uri,
+            "MLFLOW_RUN_ID": run_id,
+            "MLFLOW_EXPERIMENT_ID": self.tracker.experiment_id,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "KIT_PROJECT_ROOT": str(self.pipeline.root),
+            "KIT_PIPELINE": self.pipeline.name,
+            "KIT_STEP": step.name,
+            "KIT_PARENT_RUN_ID": self.result.run_id,
+            "KIT_STEP_DIR": str(step_dir),
+        }
+        execution = Execution(
+            input_path=step.notebook,
+            output_path=step_dir / step.notebook.name,
+            parameters=injected,
+            kernel_name=self.pipeline.spec.kernel,
+            cwd=step_dir,
+            env=env,
+            log_path=step_dir / "kernel.log",
+            on_cell=lambda number, total, name=step.name: self.progress.cell(name, number, total),
+        )
+        step_result = StepResult(step.name, "running", run_id=run_id, notebook=execution.output_path, outputs=outputs)
+        self.result.steps[step.name] = step_result
+        self.progress.step_started(step.name)
+        self.running[pool.submit(execution.run)] = (step, execution, step_result, time.monotonic())
+
+    def _enforce_timeouts(self) -> None:
+        now = time.monotonic()
+        for step, execution, _, started in self.running.values():
+            if now - started > step.timeout:
+                execution.stop(f"timed out after {step.timeout:g}s (set `timeout` on the step to allow longer)")
+
+    def _collect(self, future: Future) -> tuple[StepResult, Step]:
+        step, execution, step_result, started = self.running.pop(future)
+        step_result.duration = time.monotonic() - started
+        error = _describe_error(future.exception(), execution, step)
+        if error is None:
+            missing = [f"{p} ({path})" for p, path in step_result.outputs.items() if not path.exists()]
+            if missing:
+                error = f"the notebook finished but did not write its declared output {', '.join(missing)}"
+        step_result.state = "failed" if error else "done"
+        step_result.error = error
+        self.progress.step_finished(step.name, step_result.state, _first_line(error))
+        return step_result, step
+
+    def _close(self, step_result: StepResult, step: Step) -> None:
+        status = "FINISHED" if step_result.state == "done" else ("KILLED" if step_result.state == "killed" else "FAILED")
+        self.tracker.finish_step(step_result.run_id, status, step_result.duration, step_result.notebook,
+                                 step_result.outputs if step_result.state == "done" else {}, step_result.error)
+
+    def stop_all(self, pool: ThreadPoolExecutor, reason: str) -> None:
+        """Kill every running kernel, wait for their threads, and mark their runs KILLED."""
+        for _, execution, _, _ in self.running.values():
+            execution.stop(reason)
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future in list(self.running):
+            step, _, step_result, started = self.running.pop(future)
+            step_result.state, step_result.error = "killed", reason
+            step_result.duration = time.monotonic() - started
+            self.progress.step_finished(step.name, "killed")
+            self._close(step_result, step)
+        for name in self.pending:
+            self.result.steps[name] = StepResult(name, "skipped", error=reason)
+
+
+def _describe_error(exc: BaseException | None, execution: Execution, step: Step) -> str | None:
+    if exc is None:
+        return None
+    from papermill.exceptions import PapermillExecutionError
+
+    where = f"step {step.name!r} ({step.spec.notebook})"
+    if execution.stop_reason:
+        return f"{where} {execution.stop_reason}"
+    if isinstance(exc, PapermillExecutionError):
+        first_line = next((line for line in exc.source.splitlines() if line.strip()), "").strip()
+        return (f"{where} failed in cell [{exc.exec_count}] (cell {exc.cell_index + 1} of the executed notebook): "
+                f"{exc.ename}: {exc.evalue}\n    the cell starts: {first_line[:120]}")
+    name = type(exc).__name__
+    if name == "DeadKernelError":
+        return f"{where}: the kernel died (out of memory, a crash in native code, or os._exit); last cell shown in the executed notebook"
+    return f"{where} could not run: {name}: {exc}"
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").splitlines()[0] if text else ""
+
+
+def _failure_report(result: RunResult) -> str:
+    lines = []
+    for step in result.failed:
+        lines.append(step.error or f"step {step.name!r} failed")
+        if step.notebook and step.notebook.exists():
+            lines.append(f"    executed notebook with the traceback: {step.notebook}")
+    skipped = [s.name for s in result.steps.values() if s.state == "skipped"]
+    if skipped:
+        lines.append(f"not run because a step they need failed: {', '.join(skipped)}")
+    lines.append(f"pipeline run {result.run_id} marked FAILED")
+    return "\n".join(lines)
+
+
+def _summary(result: RunResult) -> dict[str, Any]:
+    return {
+        "workspace": str(result.workspace),
+        "steps": {
+            name: {"state": s.state, "run_id": s.run_id, "duration_s": round(s.duration, 3), "error": s.error}
+            for name, s in result.steps.items()
+        },
+    }
+
+
+def _catch_sigterm():
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise _Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

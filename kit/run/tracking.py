@@ -1,0 +1,105 @@
+"""MLflow bookkeeping for a pipeline run: one parent run, one nested run per step.
+
+The runner talks to MLflow through an MlflowClient with explicit run ids (no fluent,
+thread-local active-run state), so steps running in parallel never mix their runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kit import store
+from kit.run import provenance
+
+STATUS_TAG = "kit.status"
+
+
+class PipelineTracker:
+    def __init__(self, root: Path, pipeline_name: str):
+        self.root = root
+        self.client = store.client(root)
+        self.experiment_id = store.ensure_experiment(self.client, root, pipeline_name)
+        self.run_id: str | None = None
+
+    @property
+    def tracking_uri(self) -> str:
+        return store.tracking_uri(self.root)
+
+    def start(self, pipeline, overrides: dict[str, Any]) -> str:
+        tags = {
+            "mlflow.runName": pipeline.name,
+            "kit.pipeline": pipeline.name,
+            "kit.model": pipeline.spec.model,
+            "kit.kind": "pipeline",
+            **provenance.tags(self.root),
+        }
+        run = self.client.create_run(self.experiment_id, tags=tags)
+        self.run_id = run.info.run_id
+        self.client.log_text(self.run_id, pipeline.text, f"pipeline/{pipeline.path.name}")
+        if overrides:
+            self.client.log_dict(self.run_id, overrides, "pipeline/overrides.json")
+        return self.run_id
+
+    def start_step(self, step, injected: dict[str, Any]) -> str:
+        from mlflow.entities import Param
+
+        tags = {
+            "mlflow.parentRunId": self.run_id,
+            "mlflow.runName": step.name,
+            "kit.step": step.name,
+            "kit.notebook": str(step.spec.notebook),
+            "kit.kind": "step",
+            STATUS_TAG: "running",
+        }
+        run = self.client.create_run(self.experiment_id, tags=tags)
+        params = [Param(k, _param_value(v)) for k, v in injected.items()]
+        if params:
+            self.client.log_batch(run.info.run_id, params=params)
+        return run.info.run_id
+
+    def finish_step(self, run_id: str, status: str, duration: float, notebook: Path | None,
+                    outputs: dict[str, Path], error: str | None = None) -> None:
+        """Log what the step left behind, then close its run. `status` is an MLflow status."""
+        self.client.log_metric(run_id, "duration_s", round(duration, 3))
+        if notebook is not None and notebook.is_file():
+            self.client.log_artifact(run_id, str(notebook), "notebook")
+            kernel_log = notebook.parent / "kernel.log"
+            if kernel_log.is_file() and kernel_log.stat().st_size:
+                self.client.log_artifact(run_id, str(kernel_log), "notebook")
+            html = render_html(notebook)
+            if html is not None:
+                self.client.log_artifact(run_id, str(html), "notebook")
+        for param, path in outputs.items():
+            if path.is_dir():
+                self.client.log_artifacts(run_id, str(path), f"outputs/{param}")
+            elif path.is_file():
+                self.client.log_artifact(run_id, str(path), f"outputs/{param}")
+        if error:
+            self.client.set_tag(run_id, "kit.error", error[:4500])
+        self.client.set_tag(run_id, STATUS_TAG, status.lower())
+        self.client.set_terminated(run_id, status)
+
+    def finish(self, status: str, summary: dict[str, Any]) -> None:
+        self.client.log_dict(self.run_id, summary, "pipeline/summary.json")
+        self.client.set_tag(self.run_id, STATUS_TAG, status.lower())
+        self.client.set_terminated(self.run_id, status)
+
+
+def render_html(notebook: Path) -> Path | None:
+    """The executed notebook as a standalone HTML page beside it (None if rendering fails)."""
+    from nbconvert import HTMLExporter
+    import nbformat
+
+    try:
+        body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    except Exception:  # a report is a convenience; never fail a step over it
+        return None
+    html = notebook.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def _param_value(value: Any) -> str:
+    # str(), as mlflow.log_param does, so a notebook logging the same value again agrees.
+    return str(value)[:6000]

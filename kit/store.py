@@ -1,0 +1,68 @@
+"""The MLflow store: embedded SQLite under mlruns/ by default, or $MLFLOW_TRACKING_URI."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from kit.project import mlruns_dir
+
+# MLflow otherwise starts a thread that looks up a telemetry host (no network here, and no need).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def is_embedded() -> bool:
+    return not os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def tracking_uri(root: Path) -> str:
+    if not is_embedded():
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{mlruns_dir(root) / 'mlflow.db'}"
+
+
+def artifact_location(root: Path, experiment_name: str) -> str | None:
+    """Absolute artifact folder for a new experiment; None lets a remote server decide."""
+    if not is_embedded():
+        return None
+    return (mlruns_dir(root) / "artifacts" / experiment_name).as_uri()
+
+
+@contextmanager
+def store_lock(root: Path):
+    """Serialize store creation and experiment creation between processes on this machine.
+
+    Two `kit run` started together on a fresh mlruns/ would otherwise race on
+    MLflow's schema migration and on creating the same experiment.
+    """
+    if not is_embedded():
+        yield
+        return
+    folder = mlruns_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def client(root: Path):
+    """An MlflowClient on the project's store (created on first use)."""
+    from mlflow import MlflowClient
+
+    with store_lock(root):
+        return MlflowClient(tracking_uri=tracking_uri(root))
+
+
+def ensure_experiment(mlflow_client, root: Path, name: str) -> str:
+    with store_lock(root):
+        found = mlflow_client.get_experiment_by_name(name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                mlflow_client.restore_experiment(found.experiment_id)
+            return found.experiment_id
+        return mlflow_client.create_experiment(name, artifact_location=artifact_location(root, name))
