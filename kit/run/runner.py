@@ -195,12 +195,26 @@ def _describe_error(exc: BaseException | None, execution: Execution, step: Step)
         return f"{where} {execution.stop_reason}"
     if isinstance(exc, PapermillExecutionError):
         first_line = next((line for line in exc.source.splitlines() if line.strip()), "").strip()
-        return (f"{where} failed in cell [{exc.exec_count}] (cell {exc.cell_index + 1} of the executed notebook): "
+        cell = _source_cell_number(execution.output_path, exc.cell_index)
+        return (f"{where} failed in cell {cell} of the notebook (In [{exc.exec_count}] in the executed copy): "
                 f"{exc.ename}: {exc.evalue}\n    the cell starts: {first_line[:120]}")
     name = type(exc).__name__
     if name == "DeadKernelError":
         return f"{where}: the kernel died (out of memory, a crash in native code, or os._exit); last cell shown in the executed notebook"
     return f"{where} could not run: {name}: {exc}"
+
+
+def _source_cell_number(executed: Path, cell_index: int) -> int:
+    """1-based number of the failing cell in the user's notebook: papermill's injected
+    parameters cell exists only in the executed copy."""
+    import json
+
+    try:
+        cells = json.loads(executed.read_text(encoding="utf-8"))["cells"][:cell_index]
+    except (OSError, ValueError, KeyError):
+        return cell_index + 1
+    injected = sum("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    return cell_index + 1 - injected
 
 
 def _first_line(text: str | None) -> str:
