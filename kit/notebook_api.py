@@ -31,7 +31,7 @@ def track(experiment: str = INTERACTIVE_EXPERIMENT):
         return active
     root = find_root()
     mlflow.set_tracking_uri(store.tracking_uri(root))
-    experiment_id = store.ensure_experiment(mlflow.MlflowClient(), root, experiment)
+    experiment_id = store.ensure_experiment(store.client(root), root, experiment)
     return mlflow.start_run(experiment_id=experiment_id)
 
 

@@ -13,19 +13,23 @@ from kit.project import mlruns_dir
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def is_embedded() -> bool:
-    return not os.environ.get("MLFLOW_TRACKING_URI")
-
-
 def tracking_uri(root: Path) -> str:
-    if not is_embedded():
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{mlruns_dir(root) / 'mlflow.db'}"
+    """$MLFLOW_TRACKING_URI if set, else the embedded SQLite store under mlruns/."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlruns_dir(root) / 'mlflow.db'}"
+
+
+def is_server(uri: str) -> bool:
+    """A tracking server decides artifact locations itself; a database URI needs us to."""
+    return uri.split(":", 1)[0] in {"http", "https", "databricks"}
 
 
 def artifact_location(root: Path, experiment_name: str) -> str | None:
-    """Absolute artifact folder for a new experiment; None lets a remote server decide."""
-    if not is_embedded():
+    """Absolute artifact folder for a new experiment (None: the server decides).
+
+    Never left to MLflow's default, which is ./mlruns relative to whatever the
+    current folder is (a notebook's folder, a step's workspace).
+    """
+    if is_server(tracking_uri(root)):
         return None
     return (mlruns_dir(root) / "artifacts" / experiment_name).as_uri()
 
@@ -37,7 +41,7 @@ def store_lock(root: Path):
     Two `kit run` started together on a fresh mlruns/ would otherwise race on
     MLflow's schema migration and on creating the same experiment.
     """
-    if not is_embedded():
+    if not tracking_uri(root).startswith("sqlite:"):
         yield
         return
     folder = mlruns_dir(root)

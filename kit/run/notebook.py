@@ -66,16 +66,37 @@ class Execution:
     stop_reason: str | None = None
 
     def __post_init__(self) -> None:
-        self._km = StepKernelManager(
-            kernel_name=self.kernel_name, step_env=self.env, log_path=str(self.log_path or "")
-        )
+        self._km: StepKernelManager | None = None
         self._lock = threading.Lock()
+
+    def _manager_class(self) -> type[StepKernelManager]:
+        """A kernel manager class bound to this execution.
+
+        nbclient shuts a kernel down only if it created the manager itself, so we hand it
+        a class (not an instance) that reports each instance back here for `stop()`.
+        """
+        execution = self
+
+        class BoundKernelManager(StepKernelManager):
+            def __init__(self, **kw: Any):
+                super().__init__(**kw)
+                self.step_env = execution.env
+                self.log_path = str(execution.log_path or "")
+                with execution._lock:
+                    execution._km = self
+                    stopped = execution.stop_reason is not None
+                if stopped:  # stop() came before the kernel existed
+                    raise RuntimeError(execution.stop_reason)
+
+        return BoundKernelManager
 
     def stop(self, reason: str) -> None:
         with self._lock:
             if self.stop_reason is None:
                 self.stop_reason = reason
-        self._km.kill_now()
+            km = self._km
+        if km is not None:
+            km.kill_now()
 
     def run(self) -> None:
         """Run to the end; raises papermill's errors (PapermillExecutionError for a failing cell)."""
@@ -97,10 +118,11 @@ class Execution:
                 parameters=self.parameters,
                 kernel_name=self.kernel_name,
                 progress_bar=False,
-                km=self._km,
+                kernel_manager_class=self._manager_class(),
                 resources={"metadata": {"path": str(self.cwd)}},  # the kernel's cwd, without os.chdir
                 on_notebook_start=notebook_started,
                 on_cell_start=cell_started,
             )
         finally:
-            self._km.close_log()
+            if self._km is not None:
+                self._km.close_log()

@@ -205,3 +205,28 @@ def test_two_runs_at_once_both_succeed_in_separate_workspaces(project):
     assert len(runs_seen) == 2
     parents = [r for r in project.runs("fan") if r.data.tags.get("kit.kind") == "pipeline"]
     assert [r.info.status for r in parents] == ["FINISHED", "FINISHED"]
+
+
+def test_a_step_kernel_is_shut_down_before_its_dependents_run(project):
+    project.notebook("first.ipynb", 'pid_path = "pid"', "import os", "open(pid_path, 'w').write(str(os.getpid()))")
+    project.notebook("second.ipynb", 'pid_path = "pid"', """
+        import os, time
+        pid = int(open(pid_path).read())
+        for _ in range(50):  # shutdown is graceful, allow it a moment
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the first step's kernel {pid} is still running")
+    """)
+    path = project.pipeline("""
+        name: handover
+        model: m
+        steps:
+          - {name: first, notebook: notebooks/first.ipynb, outputs: {pid_path: pid.txt}}
+          - {name: second, notebook: notebooks/second.ipynb, inputs: {pid_path: first.pid_path}}
+    """)
+    done = project.kit("run", str(path))
+    assert done.returncode == 0, done.stderr
