@@ -24,6 +24,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check the pipeline file and parameters without running anything")
     pipeline_args(validate)
+
+    contract = commands.add_parser("contract", help="data contracts: draft one from a sample, or check data against one")
+    contract_commands = contract.add_subparsers(dest="contract_command", required=True, metavar="ACTION")
+    draft = contract_commands.add_parser("draft", help="write a starting contract from a CSV or Parquet sample")
+    draft.add_argument("data", type=Path)
+    draft.add_argument("--out", type=Path, required=True, help="e.g. data_contracts/NAME.json")
+    draft.add_argument("--force", action="store_true", help="overwrite an existing contract file")
+    check = contract_commands.add_parser("check", help="validate a CSV or Parquet file against a contract")
+    check.add_argument("contract", type=Path)
+    check.add_argument("data", type=Path)
+    check.add_argument("--html", type=Path, help="also write the HTML report here")
+
+    models = commands.add_parser("models", help="registered models: versions, aliases, gate status, history")
+    models.add_argument("name", nargs="?", help="one model in detail")
+
+    promote = commands.add_parser("promote", help="point an alias at a version whose gates passed")
+    promote.add_argument("name")
+    promote.add_argument("version")
+    promote.add_argument("--alias", required=True)
+    promote.add_argument("--force", action="store_true", help="promote even if gates failed (recorded as forced)")
+    promote.add_argument("--reason", default="", help="why; required with --force")
+
+    rollback = commands.add_parser("rollback", help="move an alias back to its previous holder (from the audit log)")
+    rollback.add_argument("name")
+    rollback.add_argument("--alias", required=True)
+    rollback.add_argument("--reason", default="", help="why (recorded in the audit log)")
     return parser
 
 
@@ -40,21 +66,27 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load(args):
     from kit import pipeline
+    from kit.run.plan import load_plan
 
     layers = []
     if args.params:
         layers.append(pipeline.load_params_file(args.params))
     if args.param:
         layers.append(pipeline.parse_overrides(args.param))
-    return pipeline.load(args.pipeline, overrides=layers), layers
+    return load_plan(args.pipeline, overrides=layers), layers
 
 
 def cmd_validate(args) -> int:
     plan, _ = _load(args)
-    print(f"{plan.path.name}: OK, {len(plan.steps)} steps in order: {' -> '.join(plan.steps)}")
-    for step in plan.steps.values():
+    pipeline = plan.pipeline
+    print(f"{pipeline.path.name}: OK, {len(pipeline.steps)} steps in order: {' -> '.join(pipeline.steps)}")
+    for step in pipeline.steps.values():
         shown = ", ".join(f"{k}={v!r}" for k, v in step.parameters.items()) or "defaults"
         print(f"  {step.name}: {step.spec.notebook} ({shown})")
+    for gate in plan.gates:
+        print(f"  gate {gate.label} ({gate.type})")
+    if pipeline.spec.promote:
+        print(f"  promotes {pipeline.spec.model} to alias {pipeline.spec.promote.alias!r} when every gate passes")
     return 0
 
 
@@ -68,12 +100,67 @@ def cmd_run(args) -> int:
             merged.setdefault(step, {}).update(values)
     result = run(plan, jobs=args.jobs, overrides=merged)
     print(f"pipeline {plan.name}: all {len(result.steps)} steps done")
+    if result.promotion is not None:
+        print(result.promotion.report())
     print(f"  MLflow run {result.run_id} (experiment {plan.name}) in {result.tracking_uri}")
     print(f"  workspace  {result.workspace}")
     return 0
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate}
+def cmd_contract(args) -> int:
+    from kit.contracts import check
+    from kit.contracts.report import text_table, write_html
+    from kit.errors import GateFailure, SpecError
+
+    if args.contract_command == "draft":
+        from kit.contracts.draft import write_draft
+
+        if args.out.exists() and not args.force:
+            raise SpecError(f"{args.out} exists; it may hold your edits (use --force to overwrite)")
+        drafted = write_draft(args.data, args.out)
+        print(f"wrote {args.out}: {len(drafted['expectations'])} expectations drafted from {args.data}; "
+              "review them before relying on it")
+        return 0
+    result = check(args.contract, args.data)
+    print(text_table(result).rstrip())
+    if args.html:
+        write_html(result, args.html)
+        print(f"HTML report: {args.html}")
+    if not result.success:
+        raise GateFailure(f"{args.data} does not meet {args.contract}")
+    return 0
+
+
+def _registry():
+    from kit.project import find_root
+    from kit.registry import Registry
+
+    return Registry(find_root())
+
+
+def cmd_models(args) -> int:
+    from kit.registry.listing import describe, overview
+
+    print(describe(_registry(), args.name) if args.name else overview(_registry()))
+    return 0
+
+
+def cmd_promote(args) -> int:
+    event = _registry().promote(args.name, args.version, args.alias, reason=args.reason, force=args.force)
+    forced = " (FORCED)" if event.forced else ""
+    print(f"{args.name}@{args.alias}: {'v' + event.from_version if event.from_version else '(none)'} -> "
+          f"v{event.to_version}{forced}")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    event = _registry().rollback(args.name, args.alias, reason=args.reason)
+    print(f"{args.name}@{args.alias}: rolled back v{event.from_version} -> v{event.to_version}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "contract": cmd_contract, "models": cmd_models,
+            "promote": cmd_promote, "rollback": cmd_rollback}
 
 if __name__ == "__main__":
     sys.exit(main())

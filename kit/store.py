@@ -35,23 +35,28 @@ def artifact_location(root: Path, experiment_name: str) -> str | None:
 
 
 @contextmanager
-def store_lock(root: Path):
-    """Serialize store creation and experiment creation between processes on this machine.
+def file_lock(root: Path, name: str = ".lock"):
+    """An exclusive lock between processes on this machine, held for the `with` block.
 
-    Two `kit run` started together on a fresh mlruns/ would otherwise race on
-    MLflow's schema migration and on creating the same experiment.
+    Used around store creation and experiment creation (two `kit run` started together on
+    a fresh mlruns/ would race on MLflow's schema migration), and around alias moves so
+    concurrent promotions keep the audit log in step with the alias. A remote tracking
+    server gets no lock: MLflow offers none across machines.
     """
     if not tracking_uri(root).startswith("sqlite:"):
         yield
         return
     folder = mlruns_dir(root)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as handle:
+    with open(folder / name, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+store_lock = file_lock
 
 
 def client(root: Path):

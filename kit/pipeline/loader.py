@@ -5,7 +5,7 @@ from __future__ import annotations
 import graphlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from pydantic import ValidationError
@@ -38,6 +38,7 @@ class Pipeline:
     root: Path
     steps: dict[str, Step]  # in dependency order
     text: str = field(repr=False)
+    where: Callable[..., str] = field(repr=False, default=lambda *location: "")  # "file:line" of a key path
 
     @property
     def name(self) -> str:
@@ -134,6 +135,12 @@ def load(
                         f"step {step.name!r}: input {param!r} refers to {reference!r}, but step {upstream!r} declares no output {output!r} (it declares: {declared})")
             else:
                 needs.add(upstream)
+        for param, contract in step.contracts.items():
+            if param not in step.inputs and param not in step.outputs:
+                problem(("steps", index, "contracts", param),
+                        f"step {step.name!r}: contract for {param!r}, which is neither an input nor an output of the step")
+            elif not (root / contract).is_file():
+                problem(("steps", index, "contracts", param), f"step {step.name!r}: contract file {contract} not found")
         both = set(step.inputs) & set(step.outputs)
         if both:
             problem(("steps", index), f"step {step.name!r}: {', '.join(sorted(both))} is both an input and an output")
@@ -145,6 +152,14 @@ def load(
         cycle = " -> ".join(exc.args[1])
         problem(("steps",), f"steps depend on each other in a cycle: {cycle}")
         order = names
+
+    if spec.promote is not None:
+        source = spec.promote.source
+        if source.step not in by_name:
+            problem(("promote", "source", "step"), f"promote: unknown step {source.step!r}")
+        elif source.output not in by_name[source.step].outputs:
+            problem(("promote", "source", "output"),
+                    f"promote: step {source.step!r} declares no output {source.output!r}")
 
     overrides = overrides or []
     for layer in overrides:
@@ -185,7 +200,8 @@ def load(
         _check_kernel(spec.kernel, problem)
     if problems:
         raise SpecError("\n".join(problems))
-    return Pipeline(spec=spec, path=path, root=root, steps=steps, text=text)
+    return Pipeline(spec=spec, path=path, root=root, steps=steps, text=text,
+                    where=lambda *location: f"{shown}:{line_of(node, location)}")
 
 
 def _check_values(step: StepSpec, index: int, declared: dict, overrides: list[Overrides], problem) -> dict[str, Any]:

@@ -26,6 +26,10 @@ class StepSpec(BaseModel):
         description="notebook parameter -> file or folder name the step writes in its working folder",
     )
     timeout: float | None = Field(default=None, gt=0, description="seconds before the step is stopped")
+    contracts: dict[str, str] = Field(
+        default_factory=dict,
+        description="input or output parameter -> contract file; inputs are checked before the step, outputs after",
+    )
 
     @field_validator("inputs")
     @classmethod
@@ -49,6 +53,20 @@ class StepSpec(BaseModel):
         return value
 
 
+class SourceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step: str
+    output: str
+
+
+class PromoteSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alias: str = Field(pattern=NAME_PATTERN, description="the registry alias to move, e.g. edge-champion")
+    source: SourceSpec = Field(description="the step output registered as the model version")
+
+
 class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,3 +76,5 @@ class PipelineSpec(BaseModel):
     kernel: str = Field(default="kit", description="Jupyter kernel every step runs in")
     timeout: float = Field(default=3600, gt=0, description="default per-step timeout in seconds")
     steps: list[StepSpec] = Field(min_length=1)
+    gates: list[dict[str, Any]] = Field(default_factory=list, description="model gates, checked after every step")
+    promote: PromoteSpec | None = Field(default=None, description="register the model and move an alias when gates pass")

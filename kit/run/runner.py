@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit.errors import Interrupted, StepFailure
-from kit.pipeline import Pipeline, Step
+from kit.errors import GateFailure, Interrupted, StepFailure
+from kit.pipeline import Step
 from kit.run import workspace
 from kit.run.notebook import Execution
+from kit.run.plan import Plan
 from kit.run.tracking import PipelineTracker
 
 POLL_SECONDS = 0.25  # how often running steps are checked against their timeout
@@ -29,6 +30,8 @@ class StepResult:
     notebook: Path | None = None
     outputs: dict[str, Path] = field(default_factory=dict)
     error: str | None = None
+    contract_failed: bool = False  # failed because data did not meet its contract (exit 3, not 1)
+    checks: list = field(default_factory=list)  # (direction, parameter, ContractResult)
 
 
 @dataclass
@@ -38,6 +41,7 @@ class RunResult:
     tracking_uri: str
     workspace: Path
     steps: dict[str, StepResult]
+    promotion: object | None = None  # kit.run.promotion.Outcome, when the pipeline has gates or promote
 
     @property
     def failed(self) -> list[StepResult]:
@@ -48,16 +52,19 @@ class _Terminated(BaseException):
     """SIGTERM, turned into an exception in the main thread so cleanup runs."""
 
 
-def run(pipeline: Pipeline, jobs: int = 2, progress=None, overrides: dict[str, Any] | None = None) -> RunResult:
-    """Run every step; raise StepFailure if any failed, Interrupted on Ctrl-C / SIGTERM."""
+def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | None = None) -> RunResult:
+    """Run every step, then the gates and promotion. Raises StepFailure if a step crashed,
+    GateFailure if a contract or gate failed, Interrupted on Ctrl-C / SIGTERM."""
     from kit.run import progress as progress_module
+
+    pipeline = plan.pipeline
 
     progress = progress or progress_module.for_stream(list(pipeline.steps))
     tracker = PipelineTracker(pipeline.root, pipeline.name)
     run_id = tracker.start(pipeline, overrides or {})
     folder = workspace.create(pipeline.root, pipeline.name, run_id)
     result = RunResult(run_id, tracker.experiment_id, tracker.tracking_uri, folder, {})
-    scheduler = _Scheduler(pipeline, tracker, folder, progress, result)
+    scheduler = _Scheduler(plan, tracker, folder, progress, result)
 
     previous = _catch_sigterm()
     try:
@@ -75,15 +82,24 @@ def run(pipeline: Pipeline, jobs: int = 2, progress=None, overrides: dict[str, A
 
     if result.failed:
         tracker.finish("FAILED", _summary(result))
-        raise StepFailure(_failure_report(result))
+        only_contracts = all(s.contract_failed for s in result.failed)
+        raise (GateFailure if only_contracts else StepFailure)(_failure_report(result))
+    if plan.gates or pipeline.spec.promote:
+        from kit.run.promotion import gatekeep
+
+        result.promotion = gatekeep(plan, result, tracker)
+        if not result.promotion.passed:
+            tracker.finish("FAILED", _summary(result))
+            raise GateFailure(result.promotion.report())
     tracker.finish("FINISHED", _summary(result))
     return result
 
 
 class _Scheduler:
-    def __init__(self, pipeline: Pipeline, tracker: PipelineTracker, folder: Path, progress, result: RunResult):
-        self.pipeline, self.tracker, self.folder, self.progress, self.result = pipeline, tracker, folder, progress, result
-        self.pending = list(pipeline.steps)
+    def __init__(self, plan: Plan, tracker: PipelineTracker, folder: Path, progress, result: RunResult):
+        self.plan, self.pipeline = plan, plan.pipeline
+        self.tracker, self.folder, self.progress, self.result = tracker, folder, progress, result
+        self.pending = list(self.pipeline.steps)
         self.running: dict[Future, tuple[Step, Execution, StepResult, float]] = {}
 
     def loop(self, pool: ThreadPoolExecutor) -> None:
@@ -144,7 +160,8 @@ class _Scheduler:
         step_result = StepResult(step.name, "running", run_id=run_id, notebook=execution.output_path, outputs=outputs)
         self.result.steps[step.name] = step_result
         self.progress.step_started(step.name)
-        self.running[pool.submit(execution.run)] = (step, execution, step_result, time.monotonic())
+        job = _StepJob(self.plan, step, execution, step_result, inputs)
+        self.running[pool.submit(job)] = (step, execution, step_result, time.monotonic())
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()
@@ -155,7 +172,9 @@ class _Scheduler:
     def _collect(self, future: Future) -> tuple[StepResult, Step]:
         step, execution, step_result, started = self.running.pop(future)
         step_result.duration = time.monotonic() - started
-        error = _describe_error(future.exception(), execution, step)
+        exc = future.exception()
+        step_result.contract_failed = isinstance(exc, _ContractFailed)
+        error = str(exc) if step_result.contract_failed else _describe_error(exc, execution, step)
         if error is None:
             missing = [f"{p} ({path})" for p, path in step_result.outputs.items() if not path.exists()]
             if missing:
@@ -167,8 +186,11 @@ class _Scheduler:
 
     def _close(self, step_result: StepResult, step: Step) -> None:
         status = "FINISHED" if step_result.state == "done" else ("KILLED" if step_result.state == "killed" else "FAILED")
+        for direction, param, check in step_result.checks:
+            self.tracker.log_contract(step_result.run_id, direction, param, check)
         self.tracker.finish_step(step_result.run_id, status, step_result.duration, step_result.notebook,
-                                 step_result.outputs if step_result.state == "done" else {}, step_result.error)
+                                 step_result.outputs if step_result.state == "done" else {}, step_result.error,
+                                 contract_failed=step_result.contract_failed)
 
     def stop_all(self, pool: ThreadPoolExecutor, reason: str) -> None:
         """Kill every running kernel, wait for their threads, and mark their runs KILLED."""
@@ -183,6 +205,40 @@ class _Scheduler:
             self._close(step_result, step)
         for name in self.pending:
             self.result.steps[name] = StepResult(name, "skipped", error=reason)
+
+
+class _ContractFailed(Exception):
+    """Data did not meet its contract; the message holds the report table."""
+
+
+class _StepJob:
+    """What a worker thread does for a step: input contracts, the notebook, output contracts."""
+
+    def __init__(self, plan: Plan, step: Step, execution: Execution, step_result: StepResult, inputs: dict[str, Path]):
+        self.plan, self.step, self.execution, self.step_result, self.inputs = plan, step, execution, step_result, inputs
+
+    def __call__(self) -> None:
+        self._check("input", self.inputs)
+        self.execution.run()
+        self._check("output", self.step_result.outputs)
+
+    def _check(self, direction: str, paths: dict[str, Path]) -> None:
+        from kit.contracts import check
+        from kit.contracts.report import text_table
+
+        failed = []
+        for param, path in paths.items():
+            contract = self.plan.contracts.get((self.step.name, param))
+            if contract is None:
+                continue
+            outcome = check(contract, path)
+            self.step_result.checks.append((direction, param, outcome))
+            if not outcome.success:
+                failed.append(text_table(outcome))
+        if failed:
+            when = "before it ran" if direction == "input" else "after it ran"
+            raise _ContractFailed(f"step {self.step.name!r}: {direction} data failed its contract {when}\n"
+                                  + "\n".join(failed))
 
 
 def _describe_error(exc: BaseException | None, execution: Execution, step: Step) -> str | None:
@@ -225,7 +281,7 @@ def _failure_report(result: RunResult) -> str:
     lines = []
     for step in result.failed:
         lines.append(step.error or f"step {step.name!r} failed")
-        if step.notebook and step.notebook.exists():
+        if step.notebook and step.notebook.exists() and not step.contract_failed:
             lines.append(f"    executed notebook with the traceback: {step.notebook}")
     skipped = [s.name for s in result.steps.values() if s.state == "skipped"]
     if skipped:

@@ -58,8 +58,22 @@ class PipelineTracker:
             self.client.log_batch(run.info.run_id, params=params)
         return run.info.run_id
 
+    def log_contract(self, run_id: str, direction: str, param: str, check) -> None:
+        """The contract's HTML report and JSON result on the step's run, and a pass/fail tag."""
+        import tempfile
+
+        from kit.contracts.report import write_html, write_json
+
+        with tempfile.TemporaryDirectory() as folder:
+            base = Path(folder) / f"{direction}-{param}"
+            for written in (write_html(check, base.with_suffix(".html")), write_json(check, base.with_suffix(".json"))):
+                self.client.log_artifact(run_id, str(written), "contracts")
+        self.client.set_tag(run_id, f"kit.contract.{param}", "passed" if check.success else "failed")
+        if check.data_sha256:
+            self.client.set_tag(run_id, f"kit.data.{param}.sha256", check.data_sha256)
+
     def finish_step(self, run_id: str, status: str, duration: float, notebook: Path | None,
-                    outputs: dict[str, Path], error: str | None = None) -> None:
+                    outputs: dict[str, Path], error: str | None = None, contract_failed: bool = False) -> None:
         """Log what the step left behind, then close its run. `status` is an MLflow status."""
         self.client.log_metric(run_id, "duration_s", round(duration, 3))
         if notebook is not None and notebook.is_file():
@@ -77,7 +91,8 @@ class PipelineTracker:
                 self.client.log_artifact(run_id, str(path), f"outputs/{param}")
         if error:
             self.client.set_tag(run_id, "kit.error", error[:4500])
-        self.client.set_tag(run_id, STATUS_TAG, status.lower())
+        state = "contract-failed" if contract_failed else status.lower()
+        self.client.set_tag(run_id, STATUS_TAG, state)
         self.client.set_terminated(run_id, status)
 
     def finish(self, status: str, summary: dict[str, Any]) -> None:

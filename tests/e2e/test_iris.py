@@ -91,3 +91,14 @@ def test_features_use_snake_case_columns_and_train_only_statistics(iris_run):
     assert stats["labels"] == ["setosa", "versicolor", "virginica"]
     saved_model = client.download_artifacts(runs["train"].info.run_id, "outputs/saved_model_dir")
     assert (Path(saved_model) / "saved_model.pb").is_file()
+
+
+def test_contracts_gates_and_promotion_of_the_example(iris_run):
+    done, client, runs = iris_run
+    assert runs["features"].data.tags["kit.contract.raw_path"] == "passed"
+    assert runs["features"].data.tags["kit.contract.train_path"] == "passed"
+    assert runs["iris"].data.tags["kit.gates"] == "passed"
+    assert "registered iris-classifier v1; champion moved (none) -> v1" in done.stdout
+    version = client.get_model_version_by_alias("iris-classifier", "champion")
+    assert version.tags["kit.gates"] == "passed" and version.tags["kit.pipeline_run_id"] == runs["iris"].info.run_id
+    assert float(version.tags["kit.metric.evaluate.accuracy"]) >= 0.8

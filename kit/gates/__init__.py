@@ -1,0 +1,17 @@
+"""Model gates: the protocol, the registry of gate types, and evaluating a pipeline's gates."""
+
+from kit.gates.base import Champion, Gate, GateContext, GateResult
+from kit.gates.registry import known, parse, register
+
+__all__ = ["Champion", "Gate", "GateContext", "GateResult", "evaluate_all", "known", "parse", "register"]
+
+
+def evaluate_all(gates: list[Gate], context: GateContext) -> list[GateResult]:
+    """Every gate's result; a gate that crashes fails with the reason instead of stopping the others."""
+    results = []
+    for gate in gates:
+        try:
+            results.append(gate.evaluate(context))
+        except Exception as exc:  # a gate bug must block promotion, not crash the run
+            results.append(GateResult(gate.label, gate.type, False, None, "", f"the gate raised {type(exc).__name__}: {exc}"))
+    return results

@@ -1,0 +1,65 @@
+"""The gate protocol: a gate is a pydantic model (its pipeline-file config) with `evaluate`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+@dataclass
+class GateResult:
+    name: str
+    type: str
+    passed: bool
+    figure: float | None  # the measured value the gate judged
+    threshold: str  # what it had to be, in words: ">= 0.9", "<= 5000000 bytes"
+    detail: str = ""  # one sentence: why it passed or failed, by how much
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Champion:
+    """The model version that holds the target alias now (the regression baseline)."""
+
+    version: str
+    metrics: dict[str, float]  # "step.metric" -> value, from the version's evidence tags
+
+
+@dataclass
+class GateContext:
+    """What gates may look at; built by the runner after every step finished."""
+
+    model_name: str
+    alias: str | None
+    outputs: dict[str, dict[str, Path]]  # step -> output parameter -> path
+    metrics: Callable[[str], dict[str, float]]  # step -> its run's metrics
+    champion: Champion | None
+    candidate: Path | None  # the file or folder that would be registered and deployed
+    extras: dict[str, Any] = field(default_factory=dict)  # for target gates (e.g. the bundle folder)
+
+
+class Gate(BaseModel):
+    """Base of every gate. Subclasses set `type` and declare their config as fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: ClassVar[str]
+
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.default_name()
+
+    def default_name(self) -> str:
+        return self.type
+
+    def evaluate(self, context: GateContext) -> GateResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def result(self, passed: bool, figure: float | None, threshold: str, detail: str = "") -> GateResult:
+        return GateResult(self.label, self.type, passed, figure, threshold, detail)

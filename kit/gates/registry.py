@@ -1,0 +1,49 @@
+"""Gate types by name. The core knows only this registry; targets add their gates here
+(through the `kit.gates` entry point group, or `register` at start-up), as papermill
+does for its engines."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+from kit.errors import SpecError
+from kit.gates.base import Gate
+
+_GATES: dict[str, type[Gate]] = {}
+_LOADED_ENTRY_POINTS = False
+
+
+def register(gate_class: type[Gate]) -> type[Gate]:
+    """Add a gate type (usable as a class decorator)."""
+    _GATES[gate_class.type] = gate_class
+    return gate_class
+
+
+def known() -> dict[str, type[Gate]]:
+    global _LOADED_ENTRY_POINTS
+    if not _LOADED_ENTRY_POINTS:
+        _LOADED_ENTRY_POINTS = True
+        from kit.gates import generic  # noqa: F401  (registers the generic gates)
+
+        for entry in entry_points(group="kit.gates"):
+            register(entry.load())
+    return _GATES
+
+
+def parse(config: dict[str, Any], where: str) -> Gate:
+    """One `gates:` entry of a pipeline file into a gate object, or SpecError naming `where`."""
+    from pydantic import ValidationError
+
+    if not isinstance(config, dict) or "type" not in config:
+        raise SpecError(f"{where}: a gate needs a `type` (one of: {', '.join(sorted(known()))})")
+    gate_class = known().get(config["type"])
+    if gate_class is None:
+        raise SpecError(f"{where}: unknown gate type {config['type']!r} (known: {', '.join(sorted(known()))})")
+    try:
+        return gate_class.model_validate({k: v for k, v in config.items() if k != "type"})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'gate'}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
+            for e in exc.errors())
+        raise SpecError(f"{where}: gate {config['type']!r}: {problems}") from None

@@ -1,0 +1,90 @@
+"""Model versions in the MLflow registry, with the kit's gate evidence as tags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kit.registry.errors import RegistryError
+
+GATES_TAG = "kit.gates"  # passed | failed
+PROMOTION_TAG = "kit.promotion"  # rejected | pending | done | abandoned
+PROMOTION_FROM_TAG = "kit.promotion.from"
+METRIC_PREFIX = "kit.metric."
+
+
+@dataclass
+class Version:
+    version: str
+    tags: dict[str, str]
+    run_id: str | None
+    source: str
+    created_ms: int
+
+    @property
+    def gates(self) -> str:
+        return self.tags.get(GATES_TAG, "none")
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        found = {}
+        for key, value in self.tags.items():
+            if key.startswith(METRIC_PREFIX):
+                try:
+                    found[key[len(METRIC_PREFIX):]] = float(value)
+                except ValueError:
+                    pass
+        return found
+
+
+def ensure_model(client, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name, tags={"kit.managed": "true"})
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def register(client, name: str, source: str, run_id: str | None, tags: dict[str, str], description: str = "") -> Version:
+    ensure_model(client, name)
+    created = client.create_model_version(name, source, run_id=run_id, tags=tags, description=description)
+    return get(client, name, created.version)
+
+
+def get(client, name: str, version: str | int) -> Version:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.get_model_version(name, str(version))
+    except MlflowException:
+        raise RegistryError(f"model {name!r} has no version {version} (see `kit models {name}`)") from None
+    return _version(found)
+
+
+def all_versions(client, name: str) -> list[Version]:
+    found = client.search_model_versions(f"name = '{name}'", max_results=10000)
+    return sorted((_version(v) for v in found), key=lambda v: int(v.version))
+
+
+def aliases(client, name: str) -> dict[str, str]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+    except MlflowException:
+        return {}
+
+
+def holder(client, name: str, alias: str) -> str | None:
+    return aliases(client, name).get(alias)
+
+
+def set_tags(client, name: str, version: str, tags: dict[str, Any]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+def _version(found) -> Version:
+    return Version(str(found.version), dict(found.tags or {}), found.run_id, found.source, found.creation_timestamp)

@@ -1,0 +1,58 @@
+"""Everything checked before a kernel starts: the pipeline file, parameters, gate configs,
+contract files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kit import pipeline as pipeline_module
+from kit.errors import SpecError
+from kit.pipeline import Pipeline
+
+
+@dataclass
+class Plan:
+    pipeline: Pipeline
+    gates: list = field(default_factory=list)  # kit.gates.Gate objects, in file order
+    contracts: dict[tuple[str, str], Path] = field(default_factory=dict)  # (step, parameter) -> contract file
+
+    @property
+    def name(self) -> str:
+        return self.pipeline.name
+
+
+def load_plan(path: str | Path, overrides: list | None = None, root: Path | None = None) -> Plan:
+    from kit import gates
+
+    pipeline = pipeline_module.load(path, root=root, overrides=overrides)
+    problems, parsed = [], []
+    for index, config in enumerate(pipeline.spec.gates):
+        try:
+            parsed.append(gates.parse(config, pipeline.where("gates", index)))
+        except SpecError as exc:
+            problems.append(str(exc))
+    for index, gate in enumerate(parsed):
+        step = getattr(gate, "step", None)
+        if step is not None and step not in pipeline.steps:
+            problems.append(f"{pipeline.where('gates', index)}: gate {gate.label!r} refers to unknown step {step!r}")
+    labels = [g.label for g in parsed]
+    for index, label in enumerate(labels):
+        if labels.index(label) != index:
+            problems.append(f"{pipeline.where('gates', index)}: two gates named {label!r}; give one a `name`")
+
+    contracts = {}
+    for step in pipeline.steps.values():
+        for param, contract in step.spec.contracts.items():
+            contracts[(step.name, param)] = pipeline.root / contract
+    if contracts:
+        from kit.contracts import load_contract
+
+        for contract_path in sorted(set(contracts.values())):
+            try:
+                load_contract(contract_path)
+            except SpecError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise SpecError("\n".join(problems))
+    return Plan(pipeline=pipeline, gates=parsed, contracts=contracts)
