@@ -19,7 +19,9 @@ def draft(data_path: Path, name: str | None = None, margin: float = 0.1) -> dict
                     {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}]
     for column in df.columns:
         series = df[column]
-        expectations.append({"type": "expect_column_values_to_be_of_type", "kwargs": {"column": column, "type_": str(series.dtype)}})
+        if not isinstance(series.dtype, pd.CategoricalDtype):  # a text column's type is its value set
+            expectations.append({"type": "expect_column_values_to_be_of_type",
+                                 "kwargs": {"column": column, "type_": str(series.dtype)}})
         null_rate = float(series.isna().mean())
         if null_rate == 0:
             expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column}})
@@ -34,7 +36,7 @@ def draft(data_path: Path, name: str | None = None, margin: float = 0.1) -> dict
         if pd.api.types.is_bool_dtype(series) or (distinct <= MAX_CATEGORIES and not pd.api.types.is_float_dtype(series)
                                                    and not pd.api.types.is_datetime64_any_dtype(series)):
             expectations.append({"type": "expect_column_values_to_be_in_set",
-                                 "kwargs": {"column": column, "value_set": sorted(values.unique().tolist(), key=str)}})
+                                 "kwargs": {"column": column, "value_set": sorted(map(_plain, values.unique()), key=str)}})
         elif pd.api.types.is_numeric_dtype(series):
             low, high = float(values.min()), float(values.max())
             pad = (high - low) * margin
@@ -54,6 +56,10 @@ def write_draft(data_path: Path, out: Path, name: str | None = None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(contract, indent=2) + "\n", encoding="utf-8")
     return contract
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
 
 
 def _round(value: float) -> float:

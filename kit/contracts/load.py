@@ -15,6 +15,7 @@ from typing import Any
 from kit.errors import SpecError
 
 COLUMN_KWARGS = ("column", "column_A", "column_B")
+TYPE_EXPECTATIONS = {"expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"}
 
 
 class ContractError(SpecError):
@@ -27,10 +28,14 @@ class Contract:
     name: str
     expectations: list  # great_expectations Expectation objects, in file order
 
-    def suite(self):
+    def suite(self, expectations: list | None = None):
         import great_expectations as gx
 
-        return gx.ExpectationSuite(name=self.name, expectations=self.expectations)
+        return gx.ExpectationSuite(name=self.name, expectations=expectations or self.expectations)
+
+    def type_checked_columns(self) -> set[str]:
+        return {e.configuration.kwargs["column"] for e in self.expectations
+                if e.configuration.type in TYPE_EXPECTATIONS and e.configuration.kwargs.get("column")}
 
     def columns_needed(self) -> list[tuple[int, str, str]]:
         """(position, expectation type, column) for every column an expectation names."""

@@ -65,15 +65,43 @@ def validate(contract: Contract, df, data_name: str = "dataframe", normalize_dty
         return ContractResult(str(contract.path), data_name, len(df), False, outcomes, time.perf_counter() - started)
 
     if normalize_dtypes:
-        df = normalize(df)
+        df = normalize(df, keep_text_as_object=contract.type_checked_columns())
+    expectations = _for_data(contract, df)
     with _GX_LOCK:
-        raw = _run_gx(contract, df)
+        raw = _run_gx(contract, expectations, df)
     outcomes = [_outcome(i, r) for i, r in enumerate(raw.results, 1)]
     return ContractResult(str(contract.path), data_name, len(df), all(o.success for o in outcomes), outcomes,
                           time.perf_counter() - started, raw=raw.to_json_dict())
 
 
-def _run_gx(contract: Contract, df):
+def _for_data(contract: Contract, df) -> list:
+    """JSON can only carry datetime bounds as strings, which pandas will not compare with a
+    datetime column: parse them (ISO 8601) for the datetime columns of this data."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from kit.contracts.load import ContractError
+
+    adapted = []
+    for index, expectation in enumerate(contract.expectations, 1):
+        column = expectation.configuration.kwargs.get("column")
+        updates = {}
+        if column in df.columns and pd.api.types.is_datetime64_any_dtype(df[column]):
+            for key in ("min_value", "max_value"):
+                value = getattr(expectation, key, None)
+                if isinstance(value, (str, dt.date)) and not isinstance(value, dt.datetime):
+                    try:
+                        updates[key] = pd.Timestamp(value).to_pydatetime()
+                    except ValueError:
+                        raise ContractError(f"{contract.path}: expectation {index} ({expectation.configuration.type}): "
+                                            f"{key} {value!r} is not an ISO date or time for datetime column "
+                                            f"{column!r}") from None
+        adapted.append(expectation.copy(update=updates) if updates else expectation)
+    return adapted
+
+
+def _run_gx(contract: Contract, expectations: list, df):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -81,16 +109,16 @@ def _run_gx(contract: Contract, df):
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (context.data_sources.add_pandas("kit").add_dataframe_asset("table")
              .add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": df}))
-    return batch.validate(contract.suite(), result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
+    return batch.validate(contract.suite(expectations), result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
 
 
 def _outcome(index: int, result) -> Outcome:
     config = result.expectation_config
     kwargs = {k: v for k, v in config.kwargs.items() if k not in _IGNORED_KWARGS and v is not None}
     details = result.result or {}
-    exception = result.exception_info or {}
-    if exception.get("raised_exception"):
-        observed = f"error: {str(exception.get('exception_message'))[:200]}"
+    error = _exception_message(result.exception_info or {})
+    if error:
+        observed = f"error: {error[:200]}"
     elif details.get("observed_value") is not None:
         observed = _short(details["observed_value"])
     elif details.get("unexpected_count") is not None:
@@ -107,6 +135,15 @@ def _outcome(index: int, result) -> Outcome:
         examples=[_plain(v) for v in (details.get("partial_unexpected_list") or [])[:5]],
         success=bool(result.success),
     )
+
+
+def _exception_message(info: dict) -> str | None:
+    """GX puts exception info either at the top or under each metric's id."""
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for entry in entries:
+        if entry.get("raised_exception"):
+            return str(entry.get("exception_message") or "the expectation raised an error")
+    return None
 
 
 def _short(value: Any, limit: int = 80) -> str:

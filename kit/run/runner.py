@@ -32,6 +32,7 @@ class StepResult:
     error: str | None = None
     contract_failed: bool = False  # failed because data did not meet its contract (exit 3, not 1)
     checks: list = field(default_factory=list)  # (direction, parameter, ContractResult)
+    contract_seconds: float = 0.0  # wall time of its contract checks, reading data and importing GX included
 
 
 @dataclass
@@ -42,6 +43,7 @@ class RunResult:
     workspace: Path
     steps: dict[str, StepResult]
     promotion: object | None = None  # kit.run.promotion.Outcome, when the pipeline has gates or promote
+    seconds: dict[str, float] = field(default_factory=dict)  # total, contracts, gates (for the run's metrics)
 
     @property
     def failed(self) -> list[StepResult]:
@@ -66,6 +68,7 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
     result = RunResult(run_id, tracker.experiment_id, tracker.tracking_uri, folder, {})
     scheduler = _Scheduler(plan, tracker, folder, progress, result)
 
+    started = time.monotonic()
     previous = _catch_sigterm()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="kit-step") as pool:
@@ -74,24 +77,27 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
             except (KeyboardInterrupt, _Terminated) as stop:
                 signum = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
                 scheduler.stop_all(pool, "interrupted")
-                tracker.finish("KILLED", _summary(result))
+                _finish(tracker, result, "KILLED", started)
                 raise Interrupted(f"run {run_id} interrupted; kernels shut down, runs marked KILLED", signum) from None
     finally:
         _restore_sigterm(previous)
         progress.close()
 
+    result.seconds["contracts"] = sum(s.contract_seconds for s in result.steps.values())
     if result.failed:
-        tracker.finish("FAILED", _summary(result))
+        _finish(tracker, result, "FAILED", started)
         only_contracts = all(s.contract_failed for s in result.failed)
         raise (GateFailure if only_contracts else StepFailure)(_failure_report(result))
     if plan.gates or pipeline.spec.promote:
         from kit.run.promotion import gatekeep
 
+        gates_started = time.monotonic()
         result.promotion = gatekeep(plan, result, tracker)
+        result.seconds["gates"] = time.monotonic() - gates_started
         if not result.promotion.passed:
-            tracker.finish("FAILED", _summary(result))
+            _finish(tracker, result, "FAILED", started)
             raise GateFailure(result.promotion.report())
-    tracker.finish("FINISHED", _summary(result))
+    _finish(tracker, result, "FINISHED", started)
     return result
 
 
@@ -223,6 +229,15 @@ class _StepJob:
         self._check("output", self.step_result.outputs)
 
     def _check(self, direction: str, paths: dict[str, Path]) -> None:
+        if not any((self.step.name, param) in self.plan.contracts for param in paths):
+            return
+        started = time.monotonic()
+        try:
+            self._check_contracts(direction, paths)
+        finally:
+            self.step_result.contract_seconds += time.monotonic() - started
+
+    def _check_contracts(self, direction: str, paths: dict[str, Path]) -> None:
         from kit.contracts import check
         from kit.contracts.report import text_table
 
@@ -290,9 +305,17 @@ def _failure_report(result: RunResult) -> str:
     return "\n".join(lines)
 
 
+def _finish(tracker: PipelineTracker, result: RunResult, status: str, started: float) -> None:
+    result.seconds["total"] = time.monotonic() - started
+    for name, value in result.seconds.items():
+        tracker.client.log_metric(result.run_id, f"kit.{name}_s", round(value, 3))
+    tracker.finish(status, _summary(result))
+
+
 def _summary(result: RunResult) -> dict[str, Any]:
     return {
         "workspace": str(result.workspace),
+        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
         "steps": {
             name: {"state": s.state, "run_id": s.run_id, "duration_s": round(s.duration, 3), "error": s.error}
             for name, s in result.steps.items()

@@ -91,7 +91,8 @@ def test_normalization_makes_pandas3_dtypes_safe():
         "i": pd.Series([1, None, 3], dtype="Int32"),
     })
     out = normalize(frame)
-    assert str(out["t"].dtype) == "datetime64[ns]" and out["s"].dtype == object
+    assert str(out["t"].dtype) == "datetime64[ns]" and isinstance(out["s"].dtype, pd.CategoricalDtype)
+    assert normalize(frame, keep_text_as_object={"s"})["s"].dtype == object
     assert out["f"].dtype == np.float64 and out["i"].dtype == np.float64
 
 
@@ -131,3 +132,32 @@ def test_cli_contract_commands(files, capsys):
     assert "exists" in capsys.readouterr().err
     assert main(["contract", "check", str(contract), str(folder / "missing.csv")]) == 2
     assert main(["contract", "check", str(contract), str(folder / "t.json")]) == 2  # not a table
+
+
+def test_iso_datetime_bounds_work_on_datetime_columns(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"expectations": [{"type": "expect_column_values_to_be_between",
+                                                  "kwargs": {"column": "t", "min_value": "2026-01-01",
+                                                             "max_value": "2026-02-01T00:00:00"}}]}))
+    times = pd.Series(pd.date_range("2026-01-01", periods=48, freq="h")).astype("datetime64[us]")
+    assert validate(load_contract(path), pd.DataFrame({"t": times})).success
+    late = pd.DataFrame({"t": pd.concat([times, pd.Series([pd.Timestamp("2026-03-01")])]).astype("datetime64[us]")})
+    result = validate(load_contract(path), late)
+    assert not result.success and result.failed[0].examples == ["2026-03-01 00:00:00"]
+
+
+def test_an_expectation_that_raises_shows_the_error(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"expectations": [{"type": "expect_column_values_to_be_between",
+                                                  "kwargs": {"column": "s", "min_value": 0, "max_value": 1}}]}))
+    result = validate(load_contract(path), pd.DataFrame({"s": ["a", "b"]}))
+    assert not result.success and result.failed[0].observed.startswith("error: ")
+
+
+def test_text_columns_keep_gx_type_semantics_when_a_type_expectation_names_them(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"expectations": [
+        {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": "a", "type_": "object"}},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "b", "value_set": ["x", "y"]}}]}))
+    data = pd.DataFrame({"a": pd.Series(["p", "q"], dtype="str"), "b": pd.Series(["x", None], dtype="str")})
+    assert validate(load_contract(path), data).success
