@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// A stdin/stdout bridge for the Python gates (parity and latency in the target runtime).
+//
+//   node src/node/bridge.js --bundle DIR [--reject-out-of-range] [--bench N] < request.json
+//
+// stdin: {"rows": [{...raw fields...}, ...]}
+// stdout: {"model": {...}, "features": [[...]], "outputs": [[...]], "predictions": [{"prediction",
+//          "probabilities"} | {"error", "field"}], "latency_ms": {...}}   (one JSON document)
+// features: the spec's vectors (NaN -> null); outputs: the raw model outputs (float32 as numbers);
+// latency_ms (with --bench N): single-row handler latency (GET-equivalent JSON row) over N calls.
+import { readFileSync } from "node:fs";
+import { compileSpec } from "../features.js";
+import { RequestError } from "../errors.js";
+import { createHandlerFromLoader } from "../handler.js";
+import { fsLoader } from "./fsLoader.js";
+
+function parseArgs(argv) {
+  const o = { bundle: null, rejectOutOfRange: false, bench: 0 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--bundle") o.bundle = argv[++i];
+    else if (a === "--reject-out-of-range") o.rejectOutOfRange = true;
+    else if (a === "--bench") o.bench = Number(argv[++i]);
+    else throw new Error(`unknown argument ${JSON.stringify(a)}`);
+  }
+  if (!o.bundle) throw new Error("--bundle DIR is required");
+  if (!Number.isInteger(o.bench) || o.bench < 0) throw new Error("--bench needs a non-negative integer");
+  return o;
+}
+
+const quantile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const input = JSON.parse(readFileSync(0, "utf8") || "{}");
+  const rows = Array.isArray(input) ? input : input.rows || [];
+  const handler = await createHandlerFromLoader(fsLoader(opts.bundle), { rejectOutOfRange: opts.rejectOutOfRange });
+  const features = compileSpec(handler.bundle.spec);
+  const labels = handler.bundle.manifest.labels;
+  const out = { model: { name: handler.bundle.manifest.model.name, version: String(handler.bundle.manifest.model.version) }, width: features.width, features: [], outputs: [], predictions: [] };
+  for (const row of rows) {
+    let vec;
+    try {
+      vec = features.transformRow(row, { rejectOutOfRange: opts.rejectOutOfRange, numericStrings: false }); // as a JSON POST body
+    } catch (e) {
+      if (!(e instanceof RequestError)) throw e;
+      out.features.push(null);
+      out.outputs.push(null);
+      out.predictions.push({ error: e.message, field: e.field });
+      continue;
+    }
+    const [o] = await handler.predictor.predict([vec], features.width);
+    out.features.push(Array.from(vec, (x) => (Number.isFinite(x) ? x : null)));
+    out.outputs.push(o);
+    const probs = o.length === 1 && labels.length === 2 ? [1 - o[0], o[0]] : o;
+    let best = 0;
+    for (let j = 1; j < probs.length; j++) if (probs[j] > probs[best]) best = j;
+    out.predictions.push({ prediction: labels[best], probabilities: Object.fromEntries(labels.map((l, j) => [l, probs[j]])) });
+  }
+  if (opts.bench > 0 && rows.length > 0) {
+    const times = [];
+    for (let i = 0; i < opts.bench + 50; i++) {
+      const body = JSON.stringify(rows[i % rows.length]);
+      const t0 = performance.now();
+      const res = await handler(new Request("http://bridge/predict", { method: "POST", body }));
+      await res.text();
+      if (i >= 50) times.push(performance.now() - t0); // first 50 are warm-up
+    }
+    times.sort((a, b) => a - b);
+    out.latency_ms = { n: times.length, p50: quantile(times, 0.5), p90: quantile(times, 0.9), p99: quantile(times, 0.99), max: times[times.length - 1], mean: times.reduce((a, b) => a + b, 0) / times.length };
+  }
+  process.stdout.write(JSON.stringify(out) + "\n");
+}
+
+main().catch((e) => {
+  process.stderr.write(`error: ${e.message}\n`);
+  process.exit(e instanceof SyntaxError ? 2 : 1);
+});

@@ -1,0 +1,3 @@
+// Node-only helpers.
+export { fsLoader } from "./fsLoader.js";
+export { startServer } from "./server.js";

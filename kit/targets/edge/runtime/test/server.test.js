@@ -1,0 +1,102 @@
+import test from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { spawnSync } from "node:child_process";
+import { bundleFiles, writeBundle } from "../test-support/fixtures.js";
+import { startServerProcess, SERVER } from "../test-support/proc.js";
+
+const dir = writeBundle(bundleFiles());
+
+/** A raw HTTP request (no URL normalisation, unlike fetch). */
+function raw(url, { method = "GET", path = "/", headers = {}, body } = {}) {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, method, path, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on("error", reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+test("server.js: predict, metadata, page, bundle files, limits, shutdown", async (t) => {
+  const srv = await startServerProcess(["--bundle", dir, "--port", "0", "--fallback-url", "https://cloud.test/predict</script>", "--max-body-bytes", "2000"]);
+  t.after(() => srv.stop("SIGKILL"));
+  assert.match(srv.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.ok(!srv.url.endsWith(":0"));
+
+  const r = await fetch(`${srv.url}/predict?a=1&b=0&c=2&d=x`);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("access-control-allow-origin"), "*");
+  const body = await r.json();
+  assert.equal(body.model.name, "fixture-multiclass");
+  assert.ok(["red", "green", "blue"].includes(body.prediction));
+
+  const p = await fetch(`${srv.url}/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ rows: [{ b: 0 }, { b: 1, d: "z" }] }) });
+  assert.equal((await p.json()).predictions.length, 2);
+  const bad = await fetch(`${srv.url}/predict?b=zz`);
+  assert.deepEqual([bad.status, (await bad.json()).field], [400, "b"]);
+  assert.equal((await fetch(`${srv.url}/metadata`)).status, 200);
+  assert.equal((await fetch(`${srv.url}/nothing`)).status, 404);
+
+  // Oversized body: 413, connection closed, server still fine.
+  const big = await raw(srv.url, { method: "POST", path: "/predict", headers: { "content-type": "application/json" }, body: "[" + " ".repeat(100000) + "]" });
+  assert.equal(big.status, 413);
+  assert.equal((await fetch(`${srv.url}/health`)).status, 200);
+
+  // The page, with the fallback URL injected safely.
+  const page = await fetch(`${srv.url}/`);
+  assert.match(page.headers.get("content-type"), /text\/html/);
+  const html = await page.text();
+  assert.match(html, /<script id="kit-config" type="application\/json">\{"fallbackUrl":"https:\/\/cloud\.test\/predict\\u003c\/script>"/);
+  assert.ok(!html.includes("cloud.test/predict</script>"));
+
+  // Bundle files: only what the manifest lists, never anything else.
+  const mj = await fetch(`${srv.url}/bundle/model/model.json`);
+  assert.equal(mj.status, 200);
+  assert.equal((await fetch(`${srv.url}/bundle/manifest.json`)).status, 200);
+  for (const path of ["/bundle/../package.json", "/bundle/..%2fpackage.json", "/bundle/%2e%2e/%2e%2e/etc/passwd", "/bundle//etc/passwd", "/bundle/model/", "/bundle/model%2fmodel.json/..", "/bundle/nothing.json"]) {
+    const res = await raw(srv.url, { path });
+    assert.equal(res.status, 404, path);
+    assert.ok(!res.text.includes('"name": "kit-edge-runtime"'));
+  }
+
+  // Junk request targets do not crash the server.
+  assert.equal((await raw(srv.url, { method: "OPTIONS", path: "*" })).status >= 400, true);
+  assert.equal((await fetch(`${srv.url}/health`)).status, 200);
+
+  // Clean shutdown on SIGTERM.
+  const exit = await srv.stop("SIGTERM");
+  assert.deepEqual(exit, { code: 0, signal: null });
+});
+
+test("server.js: --no-bundle-in-page hides the bundle files", async (t) => {
+  const srv = await startServerProcess(["--bundle", dir, "--port", "0", "--no-bundle-in-page"]);
+  t.after(() => srv.stop("SIGKILL"));
+  assert.equal((await fetch(`${srv.url}/bundle/manifest.json`)).status, 404);
+  assert.equal((await fetch(`${srv.url}/predict?b=0`)).status, 200);
+  assert.deepEqual(await srv.stop("SIGINT"), { code: 0, signal: null });
+});
+
+test("server.js: --reject-out-of-range", async (t) => {
+  const srv = await startServerProcess(["--bundle", dir, "--port", "0", "--reject-out-of-range"]);
+  t.after(() => srv.stop("SIGKILL"));
+  const res = await fetch(`${srv.url}/predict?b=5`);
+  assert.deepEqual([res.status, (await res.json()).field], [400, "b"]);
+});
+
+test("server.js: bad arguments and a corrupt bundle fail fast with a clear message", () => {
+  const noBundle = spawnSync(process.execPath, [SERVER], { encoding: "utf8" });
+  assert.equal(noBundle.status, 2);
+  assert.match(noBundle.stderr, /--bundle DIR is required/);
+  const files = bundleFiles();
+  const shard = Buffer.from(files.get("model/group1-shard1of2.bin"));
+  shard[3] ^= 0xff;
+  files.set("model/group1-shard1of2.bin", shard);
+  const corrupt = spawnSync(process.execPath, [SERVER, "--bundle", writeBundle(files), "--port", "0"], { encoding: "utf8" });
+  assert.equal(corrupt.status, 1);
+  assert.match(corrupt.stderr, /"model\/group1-shard1of2\.bin" does not match its sha256/);
+});
