@@ -8,6 +8,7 @@ example: setup
 	.venv/bin/kit run pipelines/iris.yaml
 
 test: setup
+	@scripts/setup-browser
 	.venv/bin/pytest
 
 lab: setup

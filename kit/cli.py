@@ -50,6 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("name")
     rollback.add_argument("--alias", required=True)
     rollback.add_argument("--reason", default="", help="why (recorded in the audit log)")
+
+    serve = commands.add_parser("serve", help="serve the version that holds an alias")
+    serve.add_argument("target", choices=["edge"], help="edge: the Node edge server on the bundle")
+    serve.add_argument("name")
+    serve.add_argument("--alias", required=True)
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--reject-out-of-range", action="store_true", help="answer 400 for inputs outside the manifest's ranges")
+    serve.add_argument("--fallback-url", help="cloud endpoint the browser page falls back to")
+
+    deploy = commands.add_parser("deploy", help="write a self-contained deployable of the version that holds an alias")
+    deploy.add_argument("target", choices=["edge"])
+    deploy.add_argument("name")
+    deploy.add_argument("--alias", required=True)
+    deploy.add_argument("--out", type=Path, required=True)
+    deploy.add_argument("--reject-out-of-range", action="store_true")
     return parser
 
 
@@ -159,7 +175,25 @@ def cmd_rollback(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "contract": cmd_contract, "models": cmd_models,
+def cmd_serve(args) -> int:
+    from kit.project import find_root
+    from kit.targets.edge.deploy import serve
+
+    serve(find_root(), args.name, args.alias, args.port, args.host,
+          reject_out_of_range=args.reject_out_of_range, fallback_url=args.fallback_url)
+    return 0  # not reached: the server replaces this process
+
+
+def cmd_deploy(args) -> int:
+    from kit.project import find_root
+    from kit.targets.edge.deploy import deploy
+
+    version, out = deploy(find_root(), args.name, args.alias, args.out, reject_out_of_range=args.reject_out_of_range)
+    print(f"{args.name} v{version} ({args.name}@{args.alias}): wrote {out}/worker.js, manifest.json, README.md")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "deploy": cmd_deploy, "run": cmd_run, "validate": cmd_validate, "contract": cmd_contract, "models": cmd_models,
             "promote": cmd_promote, "rollback": cmd_rollback}
 
 if __name__ == "__main__":

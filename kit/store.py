@@ -11,6 +11,7 @@ from kit.project import mlruns_dir
 
 # MLflow otherwise starts a thread that looks up a telemetry host (no network here, and no need).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs and CI
 
 
 def tracking_uri(root: Path) -> str:

@@ -36,12 +36,12 @@ class Project:
         self.root = root
         (root / "pyproject.toml").write_text("[project]\nname = 'scratch'\n")
 
-    def notebook(self, name: str, parameters: str | None, *cells: str) -> str:
-        write_notebook(self.root / "notebooks" / name, parameters, *cells)
-        return f"notebooks/{name}"
+    def notebook(self, name: str, parameters: str | None, *cells: str, folder: str = "notebooks") -> str:
+        write_notebook(self.root / folder / name, parameters, *cells)
+        return f"{folder}/{name}"
 
-    def pipeline(self, text: str, name: str = "p.yaml") -> Path:
-        path = self.root / "pipelines" / name
+    def pipeline(self, text: str, name: str = "p.yaml", folder: str = "pipelines") -> Path:
+        path = self.root / folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip())
         return path

@@ -1,0 +1,113 @@
+"""Serving and deploying the bundle of the version that holds an alias: `kit serve edge` and
+`kit deploy edge`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from kit.errors import KitError
+from kit.targets.edge.node import RUNTIME, NodeError, node_binary
+
+DEPLOY_README = """# {name} v{version} at the edge
+
+`worker.js` is self-contained: the request handler, TensorFlow.js (CPU backend, pure
+JavaScript) and the model bundle inlined. It answers
+
+    GET  /predict?{example}
+    POST /predict      one JSON row, or a batch: [{{...}}, ...]
+    GET  /health, GET /metadata
+
+## Cloudflare Workers
+
+    npm create cloudflare@latest -- --type hello-world   # once, for wrangler
+    # wrangler.toml:  main = "worker.js", compatibility_date = "2024-09-23"
+    npx wrangler deploy
+
+## Fastly Compute (JavaScript)
+
+    fastly compute init --language javascript             # once
+    # copy worker.js to src/index.js (it registers a `fetch` event listener)
+    fastly compute publish
+
+Limits to keep in mind: 128 MB of memory on both; this worker is {size} bytes.
+Built by `kit deploy edge {name} --alias {alias}` from registry version {version}.
+"""
+
+
+class DeployError(KitError):
+    exit_code = 1
+
+
+def fetch_bundle(root: Path, name: str, alias: str, into: Path | None = None) -> tuple[str, Path]:
+    """Download the bundle of `name@alias` from the registry into a folder of its own, stamp
+    the registry version into its manifest, and check every file's hash."""
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    from kit import store
+    from kit.registry.errors import RegistryError
+    from kit.targets.edge import read_bundle, set_bundle_version
+
+    client = store.client(root)
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        raise RegistryError(f"no version of {name!r} holds alias {alias!r} (see `kit models {name}`)") from None
+    target = into or root / "workspaces" / "edge" / f"{name}-v{version.version}"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    download_artifacts(artifact_uri=version.source, dst_path=str(target), tracking_uri=store.tracking_uri(root))
+    bundle = _bundle_root(target)
+    if bundle is None:
+        raise DeployError(f"{name} v{version.version} ({version.source}) holds no edge bundle (no manifest.json); "
+                          f"was it registered by an edge pipeline?")
+    set_bundle_version(bundle, str(version.version))
+    read_bundle(bundle)
+    return str(version.version), bundle
+
+
+def serve_command(bundle: Path, port: int, host: str, reject_out_of_range: bool = False,
+                  fallback_url: str | None = None) -> list[str]:
+    command = [node_binary(), str(RUNTIME / "src" / "node" / "server.js"), "--bundle", str(bundle),
+               "--port", str(port), "--host", host]
+    if reject_out_of_range:
+        command.append("--reject-out-of-range")
+    if fallback_url:
+        command += ["--fallback-url", fallback_url]
+    return command
+
+
+def serve(root: Path, name: str, alias: str, port: int, host: str = "127.0.0.1", **options) -> None:
+    """Replace this process with the Node server (signals then reach it directly)."""
+    version, bundle = fetch_bundle(root, name, alias)
+    command = serve_command(bundle, port, host, **options)
+    print(f"serving {name} v{version} ({name}@{alias}) from {bundle}", flush=True)
+    os.execv(command[0], command)
+
+
+def deploy(root: Path, name: str, alias: str, out: Path, reject_out_of_range: bool = False) -> tuple[str, Path]:
+    """A self-contained deployable folder: worker.js (handler + TF.js + bundle), manifest, README."""
+    import json
+
+    out = out.resolve()
+    version, bundle = fetch_bundle(root, name, alias, into=out / "bundle")
+    command = [node_binary(), str(RUNTIME / "scripts" / "build-deploy.mjs"), "--bundle", str(bundle), "--out", str(out)]
+    if reject_out_of_range:
+        command.append("--reject-out-of-range")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise DeployError(f"building worker.js failed: {done.stderr.strip()}")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    example = "&".join(f"{i['name']}=..." for i in manifest["inputs"][:4])
+    (out / "README.md").write_text(DEPLOY_README.format(name=name, version=version, alias=alias, example=example,
+                                                        size=(out / "worker.js").stat().st_size))
+    return version, out
+
+
+def _bundle_root(folder: Path) -> Path | None:
+    found = sorted(folder.rglob("manifest.json"), key=lambda p: len(p.parts))
+    return found[0].parent if found else None

@@ -1,0 +1,50 @@
+"""Running the JavaScript runtime from Python: the bridge for gates, the server for `kit serve`."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from kit.errors import KitError
+
+RUNTIME = Path(__file__).resolve().parent / "runtime"
+
+
+class NodeError(KitError):
+    """Node or the runtime's packages are missing, or the runtime refused the bundle."""
+
+
+def node_binary() -> str:
+    found = shutil.which("node")
+    if found is None:
+        raise NodeError("node is not on PATH; the edge target needs Node 20 or newer")
+    if not (RUNTIME / "node_modules" / "@tensorflow" / "tfjs-core").is_dir():
+        raise NodeError(f"the edge runtime's packages are not installed in {RUNTIME}; run `make setup`")
+    return found
+
+
+def bridge(bundle: Path, rows: list[dict[str, Any]], bench: int = 0, warmup: int = 3000,
+           timeout: float = 300) -> dict[str, Any]:
+    """Run rows through the bundle in a real Node process: features, raw outputs, answers
+    (and single-row handler latency over `bench` calls)."""
+    command = [node_binary(), str(RUNTIME / "src" / "node" / "bridge.js"), "--bundle", str(bundle)]
+    if bench:
+        command += ["--bench", str(bench), "--warmup", str(warmup)]
+    done = subprocess.run(command, input=json.dumps({"rows": rows}, allow_nan=False), capture_output=True,
+                          text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise NodeError(f"the edge runtime could not run bundle {bundle}: {done.stderr.strip() or done.returncode}")
+    return json.loads(done.stdout)
+
+
+def raw_rows(frame, columns: list[str]) -> list[dict[str, Any]]:
+    """DataFrame rows as request bodies: missing values are left out, as a client would."""
+    rows = []
+    for record in frame[columns].to_dict(orient="records"):
+        rows.append({k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()
+                     if not (v is None or (isinstance(v, float) and math.isnan(v)))})
+    return rows
