@@ -73,23 +73,30 @@ class EdgeParity(_EdgeGate):
 
 
 class EdgeLatency(_EdgeGate):
-    """Single-row prediction p99 through the handler, in Node, within the budget."""
+    """Single-row prediction p99 through the handler, in Node, within the budget.
+
+    The figure is the median of `rounds` p99s, each from a fresh Node process: a slow model is
+    slow in every round, while another process stealing a core spoils one round, not three.
+    """
 
     type = "edge_latency"
     p99_ms: float = Field(default=5.0, gt=0)
     calls: int = Field(default=2000, gt=0)
     warmup: int = Field(default=3000, ge=0, description="calls before measuring (V8 optimizes over the first thousands)")
+    rounds: int = Field(default=3, ge=1)
 
     def evaluate(self, context: GateContext) -> GateResult:
         from kit.targets.edge.node import bridge
 
         bundle, _, _, _, rows = self._inputs(context)
-        latency = bridge(bundle, rows[:200], bench=self.calls, warmup=self.warmup)["latency_ms"]
-        p99 = float(latency["p99"])
+        rounds = [bridge(bundle, rows[:200], bench=self.calls, warmup=self.warmup)["latency_ms"] for _ in range(self.rounds)]
+        p99 = float(np.median([r["p99"] for r in rounds]))
+        p50 = float(np.median([r["p50"] for r in rounds]))
         passed = p99 <= self.p99_ms
+        each = ", ".join(f"{r['p99']:.3f}" for r in rounds)
         return self.result(passed, p99, f"p99 <= {self.p99_ms:g} ms",
-                           f"{latency['n']} single-row calls in Node after {latency['warmup']} warm-up calls: "
-                           f"p50 {latency['p50']:.3f} ms, p99 {p99:.3f} ms (warm-up p99 {latency['cold_p99']:.3f} ms)")
+                           f"{self.rounds} rounds of {self.calls} single-row calls in Node after {self.warmup} warm-up "
+                           f"calls: p50 {p50:.3f} ms, p99 {p99:.3f} ms (median of {each})")
 
 
 def python_outputs(kind: str, reference: Path | None, features: np.ndarray) -> np.ndarray:

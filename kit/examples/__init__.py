@@ -1,0 +1,1 @@
+"""Example data and helpers for the example pipelines (synthetic ad-impression logs for CTR)."""
