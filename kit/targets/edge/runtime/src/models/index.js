@@ -11,6 +11,7 @@ import { BundleError } from "../errors.js";
 const FACTORIES = new Map([
   // Loaded lazily so that a bundle of another kind never pays for TF.js.
   ["tfjs-graph", async (bundle) => (await import("./tfjs.js")).createTfjsPredictor(bundle)],
+  ["lightgbm-json", async (bundle) => (await import("./lightgbm.js")).createLightgbmPredictor(bundle)],
 ]);
 
 export function registerModelKind(kind, factory) {
