@@ -52,13 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", default="", help="why (recorded in the audit log)")
 
     serve = commands.add_parser("serve", help="serve the version that holds an alias")
-    serve.add_argument("target", choices=["edge"], help="edge: the Node edge server on the bundle")
+    serve.add_argument("target", choices=["edge", "cloud"],
+                       help="edge: the Node edge server on the bundle; cloud: MLflow's scoring server behind the "
+                            "kit's front (version headers, prediction log, reload on SIGHUP)")
     serve.add_argument("name")
     serve.add_argument("--alias", required=True)
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--reject-out-of-range", action="store_true", help="answer 400 for inputs outside the manifest's ranges")
-    serve.add_argument("--fallback-url", help="cloud endpoint the browser page falls back to")
+    serve.add_argument("--reject-out-of-range", action="store_true", help="edge: answer 400 for inputs outside the manifest's ranges")
+    serve.add_argument("--fallback-url", help="edge: cloud endpoint the browser page falls back to")
+    serve.add_argument("--log-dir", type=Path,
+                       help="cloud: prediction log folder (default: mlruns/predictions/NAME-ALIAS/)")
+    serve.add_argument("--log-inputs", choices=["full", "hash"],
+                       help="cloud: log each row's inputs in full (default) or only their sha256")
 
     deploy = commands.add_parser("deploy", help="write a self-contained deployable of the version that holds an alias")
     deploy.add_argument("target", choices=["edge"])
@@ -101,8 +107,9 @@ def cmd_validate(args) -> int:
         print(f"  {step.name}: {step.spec.notebook} ({shown})")
     for gate in plan.gates:
         print(f"  gate {gate.label} ({gate.type})")
-    if pipeline.spec.promote:
-        print(f"  promotes {pipeline.spec.model} to alias {pipeline.spec.promote.alias!r} when every gate passes")
+    for promotion in pipeline.spec.promotions:
+        print(f"  promotes {pipeline.spec.model} ({promotion.source.step}.{promotion.source.output}) "
+              f"to alias {promotion.alias!r} when every gate passes")
     return 0
 
 
@@ -176,7 +183,19 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from kit.errors import SpecError
     from kit.project import find_root
+
+    other = {"edge": {"--log-dir": args.log_dir, "--log-inputs": args.log_inputs},
+             "cloud": {"--reject-out-of-range": args.reject_out_of_range, "--fallback-url": args.fallback_url}}
+    wrong = [option for option, value in other[args.target].items() if value]
+    if wrong:
+        raise SpecError(f"{', '.join(wrong)}: not an option of the {args.target} target")
+    if args.target == "cloud":
+        from kit.targets.cloud.front import serve as serve_cloud
+
+        return serve_cloud(find_root(), args.name, args.alias, args.port, args.host,
+                           log_dir=args.log_dir, log_inputs=args.log_inputs or "full")
     from kit.targets.edge.deploy import serve
 
     serve(find_root(), args.name, args.alias, args.port, args.host,

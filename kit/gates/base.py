@@ -38,8 +38,9 @@ class GateContext:
     alias: str | None
     outputs: dict[str, dict[str, Path]]  # step -> output parameter -> path
     metrics: Callable[[str], dict[str, float]]  # step -> its run's metrics
-    champion: Champion | None
-    candidate: Path | None  # the file or folder that would be registered and deployed
+    champion: Champion | None  # the holder of `alias` (the first target's alias)
+    candidate: Path | None  # the file or folder that would be registered and deployed (first target)
+    champions: dict[str, Champion | None] = field(default_factory=dict)  # every target alias -> its holder
     extras: dict[str, Any] = field(default_factory=dict)  # for target gates (e.g. the bundle folder)
 
 

@@ -57,6 +57,7 @@ class NoRegression(Gate):
     metric: str
     direction: Literal["higher_is_better", "lower_is_better"]
     allowed_change: float = Field(default=0.0, ge=0)
+    alias: str | None = Field(default=None, description="whose holder is the baseline (default: the first promoted alias)")
 
     def default_name(self) -> str:
         return f"no_regression.{self.step}.{self.metric}"
@@ -66,10 +67,11 @@ class NoRegression(Gate):
         key = f"{self.step}.{self.metric}"
         if value is None:
             return self.result(False, None, "", f"step {self.step!r} logged no metric {self.metric!r}")
-        champion = context.champion
+        alias = self.alias or context.alias
+        champion = context.champions.get(alias) if self.alias else context.champion
         if champion is None:
             return self.result(True, value, "no baseline",
-                               f"no model holds {context.alias!r} yet: the first model has no baseline")
+                               f"no model holds {alias!r} yet: the first model has no baseline")
         baseline = champion.metrics.get(key)
         if baseline is None:
             return self.result(True, value, "no baseline",

@@ -153,13 +153,16 @@ def load(
         problem(("steps",), f"steps depend on each other in a cycle: {cycle}")
         order = names
 
-    if spec.promote is not None:
-        source = spec.promote.source
+    aliases = [p.alias for p in spec.promotions]
+    for index, promotion in enumerate(spec.promotions):
+        at = ("promote", index) if isinstance(spec.promote, list) else ("promote",)
+        source = promotion.source
+        if aliases.index(promotion.alias) != index:
+            problem(at, f"promote: alias {promotion.alias!r} is listed twice")
         if source.step not in by_name:
-            problem(("promote", "source", "step"), f"promote: unknown step {source.step!r}")
+            problem((*at, "source", "step"), f"promote: unknown step {source.step!r}")
         elif source.output not in by_name[source.step].outputs:
-            problem(("promote", "source", "output"),
-                    f"promote: step {source.step!r} declares no output {source.output!r}")
+            problem((*at, "source", "output"), f"promote: step {source.step!r} declares no output {source.output!r}")
 
     overrides = overrides or []
     for layer in overrides:

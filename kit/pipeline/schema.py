@@ -77,4 +77,12 @@ class PipelineSpec(BaseModel):
     timeout: float = Field(default=3600, gt=0, description="default per-step timeout in seconds")
     steps: list[StepSpec] = Field(min_length=1)
     gates: list[dict[str, Any]] = Field(default_factory=list, description="model gates, checked after every step")
-    promote: PromoteSpec | None = Field(default=None, description="register the model and move an alias when gates pass")
+    promote: PromoteSpec | list[PromoteSpec] | None = Field(
+        default=None, description="register the model and move an alias (one per target) when every gate passes")
+
+    @property
+    def promotions(self) -> list[PromoteSpec]:
+        """`promote` as a list: one entry per target alias."""
+        if self.promote is None:
+            return []
+        return list(self.promote) if isinstance(self.promote, list) else [self.promote]

@@ -16,11 +16,9 @@ from kit.gates import Champion, GateContext, GateResult, evaluate_all
 @dataclass
 class Outcome:
     model: str
-    alias: str | None
     results: list[GateResult]
-    version: str | None = None  # the registered version, if the pipeline promotes
-    previous: str | None = None  # who held the alias before
-    moved: bool = False
+    versions: dict[str, str] = field(default_factory=dict)  # alias -> the version registered for it
+    previous: dict[str, str | None] = field(default_factory=dict)  # alias -> who held it before
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -28,9 +26,10 @@ class Outcome:
         return all(r.passed for r in self.results)
 
     def table(self) -> str:
+        import io
+
         from rich.console import Console
         from rich.table import Table
-        import io
 
         table = Table(title="gates", title_justify="left")
         for column in ("gate", "result", "figure", "threshold", "detail"):
@@ -56,10 +55,8 @@ def gatekeep(plan, result, tracker) -> Outcome:
     from kit.registry import versions
 
     pipeline = plan.pipeline
-    promote = pipeline.spec.promote
-    registry = Registry(pipeline.root, tracker.client)
-    model, alias = pipeline.spec.model, promote.alias if promote else None
-
+    promotions = pipeline.spec.promotions
+    model = pipeline.spec.model
     metrics_cache: dict[str, dict[str, float]] = {}
 
     def metrics(step: str) -> dict[str, float]:
@@ -68,40 +65,47 @@ def gatekeep(plan, result, tracker) -> Outcome:
             metrics_cache[step] = dict(tracker.client.get_run(run_id).data.metrics) if run_id else {}
         return metrics_cache[step]
 
-    champion = None
-    if alias:
-        holder = versions.holder(tracker.client, model, alias)
-        if holder:
-            champion = Champion(holder, versions.get(tracker.client, model, holder).metrics)
-    candidate = result.steps[promote.source.step].outputs[promote.source.output] if promote else None
-    context = GateContext(model_name=model, alias=alias, outputs={n: s.outputs for n, s in result.steps.items()},
-                          metrics=metrics, champion=champion, candidate=candidate)
-    outcome = Outcome(model, alias, evaluate_all(plan.gates, context), previous=champion.version if champion else None)
+    champions: dict[str, Champion | None] = {}
+    for promotion in promotions:
+        holder = versions.holder(tracker.client, model, promotion.alias)
+        champions[promotion.alias] = (Champion(holder, versions.get(tracker.client, model, holder).metrics)
+                                      if holder else None)
+    first = promotions[0] if promotions else None
+    context = GateContext(
+        model_name=model, alias=first.alias if first else None,
+        outputs={n: s.outputs for n, s in result.steps.items()}, metrics=metrics,
+        champion=champions.get(first.alias) if first else None,
+        candidate=result.steps[first.source.step].outputs[first.source.output] if first else None,
+        champions=champions)
+    outcome = Outcome(model, evaluate_all(plan.gates, context),
+                      previous={a: c.version if c else None for a, c in champions.items()})
     _log_gates(tracker, result.run_id, outcome)
 
-    if promote:
+    registry = Registry(pipeline.root, tracker.client) if promotions else None
+    for promotion in promotions:
         tags = _evidence_tags(outcome, result, tracker, metrics)
+        tags["kit.target_alias"] = promotion.alias
         tags[versions.PROMOTION_TAG] = "candidate" if outcome.passed else "rejected"
-        step_run = result.steps[promote.source.step].run_id
-        version = versions.register(tracker.client, model, f"runs:/{step_run}/outputs/{promote.source.output}",
-                                    step_run, tags, description=f"pipeline {pipeline.name}, run {result.run_id}")
-        outcome.version = version.version
-        tracker.client.set_tag(result.run_id, "kit.model_version", version.version)
+        step_run = result.steps[promotion.source.step].run_id
+        version = versions.register(tracker.client, model, f"runs:/{step_run}/outputs/{promotion.source.output}",
+                                    step_run, tags, description=f"pipeline {pipeline.name}, run {result.run_id}, "
+                                                                f"for {promotion.alias}")
+        outcome.versions[promotion.alias] = version.version
+        tracker.client.set_tag(result.run_id, f"kit.model_version.{promotion.alias}", version.version)
+        before = outcome.previous.get(promotion.alias)
+        shown = f"v{before}" if before else "(none)"
         if outcome.passed:
-            registry.promote(model, version.version, alias, reason=f"pipeline {pipeline.name} run {result.run_id}: all gates passed",
+            registry.promote(model, version.version, promotion.alias,
+                             reason=f"pipeline {pipeline.name} run {result.run_id}: all gates passed",
                              evidence={"gates": [r.to_dict() for r in outcome.results], "pipeline_run_id": result.run_id})
-            outcome.moved = True
-            outcome.notes.append(f"registered {model} v{version.version}; {alias} moved "
-                                 f"{'v' + outcome.previous if outcome.previous else '(none)'} -> v{version.version}")
+            outcome.notes.append(f"registered {model} v{version.version}; {promotion.alias} moved {shown} -> v{version.version}")
         else:
-            outcome.notes.append(f"registered {model} v{version.version} as rejected; {alias} stays at "
-                                 f"{'v' + outcome.previous if outcome.previous else '(none)'}")
+            outcome.notes.append(f"registered {model} v{version.version} as rejected; {promotion.alias} stays at {shown}")
     return outcome
 
 
 def _evidence_tags(outcome: Outcome, result, tracker, metrics) -> dict[str, str]:
-    tags = {"kit.gates": "passed" if outcome.passed else "failed", "kit.pipeline_run_id": result.run_id,
-            "kit.target_alias": outcome.alias or ""}
+    tags = {"kit.gates": "passed" if outcome.passed else "failed", "kit.pipeline_run_id": result.run_id}
     parent = tracker.client.get_run(result.run_id).data.tags
     for key in ("kit.pipeline", "kit.git.commit", "kit.git.dirty", "kit.lock_sha256"):
         if key in parent:

@@ -88,7 +88,7 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
         _finish(tracker, result, "FAILED", started)
         only_contracts = all(s.contract_failed for s in result.failed)
         raise (GateFailure if only_contracts else StepFailure)(_failure_report(result))
-    if plan.gates or pipeline.spec.promote:
+    if plan.gates or pipeline.spec.promotions:
         from kit.run.promotion import gatekeep
 
         gates_started = time.monotonic()

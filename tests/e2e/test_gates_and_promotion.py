@@ -141,3 +141,25 @@ def test_bad_gate_declarations_are_refused_before_running(scored):
         done = project.kit("validate", str(path))
         assert done.returncode == 2 and message in done.stderr and "p.yaml:" in done.stderr
     assert not (project.root / "workspaces").exists()
+
+
+def test_one_run_can_promote_to_several_targets(scored):
+    project, path = scored
+    text = path.read_text()
+    assert "promote:\n  alias: champion\n" in text
+    text = text.replace("promote:\n  alias: champion\n  source: {step: score, output: model_path}",
+                        "promote:\n  - alias: cloud-champion\n    source: {step: score, output: model_path}\n"
+                        "  - alias: edge-champion\n    source: {step: make, output: out_path}")
+    text = text.replace("direction: higher_is_better, allowed_change: 0.05}",
+                        "direction: higher_is_better, allowed_change: 0.05, alias: edge-champion}")
+    path.write_text(text)
+    done = project.kit("run", str(path))
+    assert done.returncode == 0, done.stderr
+    found, aliases, events = registry_state(project)
+    assert aliases == {"cloud-champion": "1", "edge-champion": "2"}
+    assert [v.tags["kit.target_alias"] for v in found] == ["cloud-champion", "edge-champion"]
+    assert found[0].source.endswith("/outputs/model_path") and found[1].source.endswith("/outputs/out_path")
+    assert {(e.alias, e.to_version) for e in events} == {("cloud-champion", "1"), ("edge-champion", "2")}
+    worse = project.kit("run", str(path), "-p", "score.auc=0.8")  # worse than edge-champion's 0.9 by 0.1
+    assert worse.returncode == 3 and "champion v2's 0.9" in worse.stderr
+    assert registry_state(project)[1] == {"cloud-champion": "1", "edge-champion": "2"}
