@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _report import save, table
+
 import numpy as np
 import pandas as pd
 
@@ -125,13 +127,8 @@ def main() -> None:
         ("  gates + registration + promotion", f"{share['gates_s']:.2f} s"),
         ("  share of the run in checks and gates", f"{share['share']:.1%}"),
     ]
-    width = max(len(r[0]) for r in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-    target = HERE / "results" / "contracts.json"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(json.dumps(results, indent=2))
-    print(f"written to {target.relative_to(HERE.parent)}")
+    table([(label, value) for label, value in rows])
+    save("contracts", results)
 
 
 if __name__ == "__main__":

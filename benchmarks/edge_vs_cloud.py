@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import mlflow.pyfunc
+from _report import save, table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -179,13 +180,9 @@ def main() -> None:
         e, c = results["edge"][key], results["cloud"][key]
         rows.append((label, f"{e:.3f}" if isinstance(e, float) else str(e), f"{c:.3f}" if isinstance(c, float) else str(c)))
     rows.append(("bundle bytes", str(size), ""))
-    for row in rows:
-        print(f"{row[0]:<18} {row[1]:>20} {row[2]:>30}")
+    table(rows)
     print(f"cloud p99 / edge p99: {results['p99_ratio_cloud_over_edge']:.1f}x  (target >= 10x; edge p99 target < 2 ms)")
-    target = HERE / "results" / "edge_vs_cloud.json"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(json.dumps(results, indent=2))
-    print(f"written to {target.relative_to(REPO)}")
+    save("edge_vs_cloud", results)
 
 
 if __name__ == "__main__":

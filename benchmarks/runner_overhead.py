@@ -13,7 +13,6 @@ Prints a table and writes benchmarks/results/runner_overhead.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _report import save, table
 
 import nbformat
 
@@ -117,13 +118,8 @@ def main() -> None:
         ('python -c "import sys" (interpreter start)', f"{results['import_python_s']:.3f} s"),
         ('python -c "import nbformat"', f"{results['import_nbformat_s']:.3f} s"),
     ]
-    width = max(len(r[0]) for r in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-    target = HERE / "results" / "runner_overhead.json"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(json.dumps(results, indent=2))
-    print(f"written to {target.relative_to(HERE.parent)}")
+    table([(label, value) for label, value in rows])
+    save("runner_overhead", results)
 
 
 if __name__ == "__main__":
