@@ -64,6 +64,7 @@ class Execution:
     log_path: Path | None = None
     on_cell: CellCallback | None = None
     stop_reason: str | None = None
+    peak_memory_mb: float | None = None  # the kernel's resident-memory high-water mark
 
     def __post_init__(self) -> None:
         self._km: StepKernelManager | None = None
@@ -98,6 +99,18 @@ class Execution:
         if km is not None:
             km.kill_now()
 
+    def _kernel_peak_memory_mb(self) -> float | None:
+        """VmHWM of the kernel process (Linux): its peak so far, read after each cell."""
+        process = getattr(self._km.provisioner, "process", None) if self._km and self._km.provisioner else None
+        try:
+            with open(f"/proc/{process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except (AttributeError, OSError, ValueError):
+            return None
+        return None
+
     def run(self) -> None:
         """Run to the end; raises papermill's errors (PapermillExecutionError for a failing cell)."""
         import papermill
@@ -111,6 +124,11 @@ class Execution:
             if self.on_cell:
                 self.on_cell(cell_index + 1, total["cells"])
 
+        def cell_executed(**_: Any) -> None:
+            peak = self._kernel_peak_memory_mb()
+            if peak is not None:
+                self.peak_memory_mb = max(peak, self.peak_memory_mb or 0.0)
+
         try:
             papermill.execute_notebook(
                 str(self.input_path),
@@ -122,6 +140,7 @@ class Execution:
                 resources={"metadata": {"path": str(self.cwd)}},  # the kernel's cwd, without os.chdir
                 on_notebook_start=notebook_started,
                 on_cell_start=cell_started,
+                on_cell_executed=cell_executed,
             )
         finally:
             if self._km is not None:

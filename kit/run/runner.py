@@ -33,6 +33,7 @@ class StepResult:
     contract_failed: bool = False  # failed because data did not meet its contract (exit 3, not 1)
     checks: list = field(default_factory=list)  # (direction, parameter, ContractResult)
     contract_seconds: float = 0.0  # wall time of its contract checks, reading data and importing GX included
+    peak_memory_mb: float | None = None  # the step kernel's peak resident memory
 
 
 @dataclass
@@ -185,6 +186,7 @@ class _Scheduler:
             missing = [f"{p} ({path})" for p, path in step_result.outputs.items() if not path.exists()]
             if missing:
                 error = f"the notebook finished but did not write its declared output {', '.join(missing)}"
+        step_result.peak_memory_mb = execution.peak_memory_mb
         step_result.state = "failed" if error else "done"
         step_result.error = error
         self.progress.step_finished(step.name, step_result.state, _first_line(error))
@@ -194,6 +196,8 @@ class _Scheduler:
         status = "FINISHED" if step_result.state == "done" else ("KILLED" if step_result.state == "killed" else "FAILED")
         for direction, param, check in step_result.checks:
             self.tracker.log_contract(step_result.run_id, direction, param, check)
+        if step_result.peak_memory_mb is not None:
+            self.tracker.client.log_metric(step_result.run_id, "peak_memory_mb", round(step_result.peak_memory_mb, 1))
         self.tracker.finish_step(step_result.run_id, status, step_result.duration, step_result.notebook,
                                  step_result.outputs if step_result.state == "done" else {}, step_result.error,
                                  contract_failed=step_result.contract_failed)
@@ -317,7 +321,8 @@ def _summary(result: RunResult) -> dict[str, Any]:
         "workspace": str(result.workspace),
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
         "steps": {
-            name: {"state": s.state, "run_id": s.run_id, "duration_s": round(s.duration, 3), "error": s.error}
+            name: {"state": s.state, "run_id": s.run_id, "duration_s": round(s.duration, 3), "error": s.error,
+                   "peak_memory_mb": s.peak_memory_mb}
             for name, s in result.steps.items()
         },
     }

@@ -89,6 +89,7 @@ def test_step_runs_nest_under_the_pipeline_run_with_params_and_outputs(project):
     assert step.data.params["label"] == "bye"
     assert step.data.params["out_path"].endswith("/write/o.txt")
     assert step.data.metrics["duration_s"] > 0
+    assert 20 < step.data.metrics["peak_memory_mb"] < 2000  # the kernel's own high-water mark
     assert parent.data.tags["kit.status"] == "finished"
     client = project.client()
     written = Path(client.download_artifacts(step.info.run_id, "outputs/out_path/o.txt"))

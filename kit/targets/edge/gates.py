@@ -3,6 +3,10 @@ model, and single-row latency. Registered through the `kit.gates` entry point.""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -99,12 +103,34 @@ class EdgeLatency(_EdgeGate):
                            f"calls: p50 {p50:.3f} ms, p99 {p99:.3f} ms (median of {each})")
 
 
+@contextlib.contextmanager
+def _native_stderr_to_file():
+    """TensorFlow's C++ start-up (CUDA probes, XLA registrations) writes to the process's
+    stderr before any Python logging exists; keep it off the user's terminal unless the
+    call fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def python_outputs(kind: str, reference: Path | None, features: np.ndarray) -> np.ndarray:
     """What the Python model outputs for these feature vectors (the parity baseline)."""
     if kind == "tfjs-graph":
         from kit.targets.edge import python_predict
 
-        return np.asarray(python_predict(reference, features.astype(np.float32)), dtype=np.float64)
+        with _native_stderr_to_file():
+            return np.asarray(python_predict(reference, features.astype(np.float32)), dtype=np.float64)
     if kind == "lightgbm-json":
         # reference: the booster's text model (booster.save_model) -- or its dump_model() JSON,
         # which is rebuilt into a text model -- evaluated by LightGBM itself, in float64, NaN = missing.
