@@ -41,8 +41,40 @@ def _objects(values: Any) -> Sequence[Any]:
     return list(values)
 
 
+def _distinct(values: Any):
+    """(first row, value, count) per distinct value for a typed pandas column (one kind of value,
+    so no bool/int mixing can merge), else (row, value, 1) per row: the same counts either way."""
+    if _is_series(values):
+        from pandas.api.types import is_bool_dtype
+
+        if values.dtype != object and not is_bool_dtype(values.dtype):
+            import pandas as pd
+
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+            tally = np.bincount(codes[codes >= 0], minlength=len(uniques))
+            firsts = np.full(len(uniques), -1, dtype=np.int64)
+            seen = codes >= 0
+            firsts[codes[seen][::-1]] = np.flatnonzero(seen)[::-1]  # the first row of each value
+            return [(int(firsts[j]), uniques[j], int(tally[j])) for j in range(len(uniques))]
+    return [(i, v, 1) for i, v in enumerate(_objects(values))]
+
+
 def _numbers(name: str, values: Any) -> np.ndarray:
     """Finite training values (missing ones dropped)."""
+    if _is_series(values):
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+        if is_numeric_dtype(values.dtype) and not is_bool_dtype(values.dtype) and values.dtype.kind != "c":
+            x = values.to_numpy(dtype="float64", na_value=np.nan)  # parse_number's rules, vectorized
+            infinite = np.flatnonzero(np.isinf(x))
+            if len(infinite):
+                i = int(infinite[0])
+                raise FeatureSpecError(f"input {name!r}: training value at row {i}: {x[i]} is not a finite number; "
+                                       "send a finite number (or nothing, if the value is missing)")
+            x = x[~np.isnan(x)]
+            if not len(x):
+                raise FeatureSpecError(f"input {name!r}: no non-missing training values; check the column name and the data")
+            return x
     out = []
     for i, v in enumerate(_objects(values)):
         try:
@@ -119,13 +151,13 @@ def categorical(name: str, series: Any, output: Literal["one_hot", "index"] = "o
     at the edge, e.g. 3 -> "3"); with `max_categories`, the most frequent ones (ties by value),
     most frequent first. Everything else maps to the OOV bucket."""
     counts: Counter[str] = Counter()
-    for i, v in enumerate(_objects(series)):
+    for i, v, times in _distinct(series):
         try:
             text = category_text(v)
         except _Bad as bad:
             raise FeatureSpecError(f"input {name!r}: training value at row {i}: {bad}") from None
         if text is not None:
-            counts[text] += 1
+            counts[text] += times
     if max_categories is not None and max_categories < len(counts):
         if max_categories < 1:
             raise FeatureSpecError(f"input {name!r}: max_categories={max_categories}; use 1 or more (or None)")
