@@ -306,11 +306,24 @@ def _numeric(item: NumericInput, rows: _Rows, reject_out_of_range: bool) -> np.n
     return x[:, None]  # identity
 
 
+_LOOKUPS: dict[int, tuple[list[str], dict[str, int]]] = {}
+
+
+def _lookup(vocabulary: list[str]) -> dict[str, int]:
+    """value -> index, built once per vocabulary: a server transforms one row per request,
+    and rebuilding a 1,000-value dict per input per request was most of its cost."""
+    cached = _LOOKUPS.get(id(vocabulary))
+    if cached is None or cached[0] is not vocabulary:
+        cached = (vocabulary, {v: i for i, v in enumerate(vocabulary)})
+        _LOOKUPS[id(vocabulary)] = cached
+    return cached[1]
+
+
 def _categorical(item: CategoricalInput, rows: _Rows) -> np.ndarray:
     from kit.features.spec import ErrorMissing
 
     vocabulary = item.transform.values
-    lookup = {v: i for i, v in enumerate(vocabulary)}
+    lookup = _lookup(vocabulary)
     oov = len(vocabulary)
     missing_error = isinstance(item.missing, ErrorMissing)
     typed = rows.typed_column(item.name)

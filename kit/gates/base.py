@@ -44,6 +44,18 @@ class GateContext:
     extras: dict[str, Any] = field(default_factory=dict)  # for target gates (e.g. the bundle folder)
 
 
+class StepOutput(BaseModel):
+    """In a gate's config: `{step: NAME, output: PARAM}`, a file or folder a step wrote."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step: str
+    output: str
+
+    def path(self, context: GateContext) -> Path | None:
+        return context.outputs.get(self.step, {}).get(self.output)
+
+
 class Gate(BaseModel):
     """Base of every gate. Subclasses set `type` and declare their config as fields."""
 

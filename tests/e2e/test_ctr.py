@@ -53,7 +53,9 @@ def test_pipeline_passes_every_gate_and_moves_edge_champion(ctr):
         assert any(version.tags.get(f"kit.contract.{step}.{param}") == "passed" for step in ("logs", "features"))
 
     runs = latest_runs(project)
-    assert set(runs) == {"ctr", "logs", "features", "train", "edge_bundle", "evaluate"}
+    assert set(runs) == {"ctr", "logs", "features", "train", "edge_bundle", "cloud_model", "evaluate"}
+    cloud = project.client().get_model_version_by_alias(MODEL, "cloud-champion")
+    assert cloud.tags["kit.gate.cloud_latency"].startswith("passed") and cloud.source.endswith("/outputs/model_dir")
     assert all(r.info.status == "FINISHED" for r in runs.values())
     logs, train, evaluate = runs["logs"].data.metrics, runs["train"], runs["evaluate"].data.metrics
     assert logs["rows"] == 50_000 and 0.02 < logs["ctr"] < 0.05

@@ -10,24 +10,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from kit.gates import Gate, GateContext, GateResult
-
-
-class Output(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    step: str
-    output: str
-
-    def path(self, context: GateContext) -> Path | None:
-        return context.outputs.get(self.step, {}).get(self.output)
+from kit.gates import Gate, GateContext, GateResult, StepOutput
 
 
 class _EdgeGate(Gate):
-    bundle: Output = Field(description="the step output holding the edge bundle folder")
-    rows: Output = Field(description="a CSV or Parquet table of evaluation rows with the raw input columns")
+    bundle: StepOutput = Field(description="the step output holding the edge bundle folder")
+    rows: StepOutput = Field(description="a CSV or Parquet table of evaluation rows with the raw input columns")
     max_rows: int = Field(default=5000, gt=0)
 
     @property
@@ -51,7 +41,7 @@ class EdgeParity(_EdgeGate):
     """The bundle in Node agrees with the Python model on the evaluation rows."""
 
     type = "edge_parity"
-    reference: Output = Field(description="the Python model: a SavedModel folder (tfjs-graph) or booster file")
+    reference: StepOutput = Field(description="the Python model: a SavedModel folder (tfjs-graph) or booster file")
     max_abs_diff: float = Field(default=1e-5, ge=0)
     min_agreement: float = Field(default=1.0, ge=0, le=1)
 

@@ -1,0 +1,157 @@
+"""Cloud gate: single-row latency of the candidate behind MLflow's real scoring server, over
+HTTP, from concurrent keep-alive clients. Registered through the `kit.gates` entry point.
+
+Measured as a client sees it (HTTP, JSON, the scoring server's parsing and the pyfunc's feature
+spec included), because that is what a latency budget promises; a Python loop around
+`model.predict` would miss most of the cost (~1 ms of ~8 ms per request, measured).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import threading
+import time
+from pathlib import Path
+
+from pydantic import Field
+
+from kit.gates import Gate, GateContext, GateResult, StepOutput
+
+
+class CloudLatency(Gate):
+    """p99 of single-row /invocations requests within the budget, with at most `max_errors` failures."""
+
+    type = "cloud_latency"
+    model: StepOutput = Field(description="the step output holding an MLflow model folder (e.g. from save_spec_model)")
+    rows: StepOutput = Field(description="a CSV or Parquet table with the raw input columns")
+    clients: int = Field(default=8, gt=0, description="concurrent keep-alive clients")
+    requests: int = Field(default=2000, gt=0, description="timed requests, in total")
+    p99_ms: float = Field(default=20.0, gt=0)
+    max_errors: int = Field(default=0, ge=0)
+    warmup: int = Field(default=200, ge=0, description="untimed requests first, in total")
+    max_rows: int = Field(default=1000, gt=0, description="distinct rows to cycle through")
+
+    @property
+    def step(self) -> str:  # so the plan checks the step exists
+        return self.model.step
+
+    def evaluate(self, context: GateContext) -> GateResult:
+        from kit.targets.cloud.server import ScoringServerError, start_scoring_server
+
+        threshold = f"p99 <= {self.p99_ms:g} ms, errors <= {self.max_errors}"
+        model_dir, rows_path = self.model.path(context), self.rows.path(context)
+        for what, found in (("model", model_dir), ("rows", rows_path)):
+            if found is None:
+                ref = getattr(self, what)
+                return self.result(False, None, threshold, f"step {ref.step!r} has no output {ref.output!r} ({what})")
+        bodies = request_bodies(rows_path, model_dir, self.max_rows)
+        if not bodies:
+            return self.result(False, None, threshold, f"{rows_path} holds no rows to send")
+        try:
+            server = start_scoring_server(model_dir, 0)
+        except ScoringServerError as error:
+            return self.result(False, None, threshold, f"the scoring server did not start: {error}")
+        try:
+            stats = load_test(server.port, bodies, self.clients, self.requests, self.warmup)
+        finally:
+            server.stop()
+        passed = stats["p99_ms"] <= self.p99_ms and stats["errors"] <= self.max_errors
+        detail = (f"{stats['requests']} single-row requests from {self.clients} keep-alive clients after "
+                  f"{self.warmup} warm-up: p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms, "
+                  f"{stats['throughput_rps']:.0f} requests/s, {stats['errors']} errors")
+        if stats["first_error"]:
+            detail += f" (first: {stats['first_error']})"
+        return self.result(passed, stats["p99_ms"], threshold, detail)
+
+
+def request_bodies(rows_path: Path, model_dir: Path, max_rows: int) -> list[bytes]:
+    """One `dataframe_records` body per row, with the model's raw input columns (from the
+    MLmodel metadata save_spec_model writes; every column otherwise); missing values omitted."""
+    import pandas as pd
+    import yaml
+
+    from kit.contracts.data import read_table
+
+    frame = read_table(rows_path).head(max_rows)
+    meta = yaml.safe_load((Path(model_dir) / "MLmodel").read_text()) or {}
+    inputs = (meta.get("metadata") or {}).get("kit.inputs")
+    columns = [c for c in inputs if c in frame.columns] if inputs else list(frame.columns)
+    bodies = []
+    for record in frame[columns].to_dict(orient="records"):
+        row = {k: _plain(v) for k, v in record.items() if not (v is None or v is pd.NA or _is_nan(v))}
+        bodies.append(json.dumps({"dataframe_records": [row]}, default=str).encode())
+    return bodies
+
+
+def load_test(port: int, bodies: list[bytes], clients: int, requests: int, warmup: int,
+              host: str = "127.0.0.1", path: str = "/invocations") -> dict:
+    """Send `warmup` then `requests` POSTs (split over `clients` threads, each on one keep-alive
+    connection, rows cycled); latencies of the timed ones only."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    first_error: list[str] = []
+    ready = threading.Barrier(clients + 1)
+    go = threading.Barrier(clients + 1)
+
+    def client(i: int) -> None:
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        share = lambda total: total // clients + (1 if i < total % clients else 0)  # noqa: E731
+        n_warm, n_timed = share(warmup), share(requests)
+        try:
+            for k in range(n_warm):
+                _post(connection, path, bodies[(i + k * clients) % len(bodies)])
+        except Exception:
+            connection.close()
+        ready.wait()
+        go.wait()
+        for k in range(n_timed):
+            body = bodies[(i + (n_warm + k) * clients) % len(bodies)]
+            started = time.perf_counter()
+            try:
+                status, answer = _post(connection, path, body)
+            except Exception as exc:  # refused, reset, timed out: an error, then a new connection
+                status, answer = 0, f"{type(exc).__name__}: {exc}".encode()
+                connection.close()
+            latencies[i].append((time.perf_counter() - started) * 1000)
+            if status != 200:
+                errors[i] += 1
+                if not first_error:
+                    first_error.append(f"HTTP {status}: {answer[:200].decode(errors='replace')}")
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    started = time.perf_counter()
+    go.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    times = sorted(t for each in latencies for t in each)
+    return {"requests": len(times), "errors": sum(errors), "p50_ms": percentile(times, 50),
+            "p99_ms": percentile(times, 99), "throughput_rps": len(times) / elapsed if elapsed > 0 else 0.0,
+            "first_error": first_error[0] if first_error else ""}
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile (no interpolation: p99 of 2000 is the 1980th value)."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _post(connection: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, bytes]:
+    connection.request("POST", path, body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
