@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 def iris_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("iris")
     (root / "pyproject.toml").write_text("[project]\nname = 'iris'\n")
-    for name in ("notebooks", "pipelines", "uv.lock"):
+    for name in ("notebooks", "pipelines", "data_contracts", "uv.lock"):
         (root / name).symlink_to(REPO / name)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
@@ -62,7 +62,8 @@ def test_parent_run_records_provenance(iris_run):
 
 def test_each_step_keeps_its_executed_notebook_html_and_outputs(iris_run):
     _, client, runs = iris_run
-    expected = {"features": ["train_path", "test_path", "stats_path"], "train": ["model_path", "saved_model_dir"],
+    expected = {"features": ["raw_path", "train_path", "test_path", "stats_path", "spec_path"],
+                "train": ["model_path", "saved_model_dir"],
                 "evaluate": ["metrics_path"]}
     for step, outputs in expected.items():
         notebook = artifacts(client, runs[step], "notebook")
