@@ -93,7 +93,11 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
         from kit.run.promotion import gatekeep
 
         gates_started = time.monotonic()
-        result.promotion = gatekeep(plan, result, tracker)
+        try:
+            result.promotion = gatekeep(plan, result, tracker)
+        except BaseException:  # never leave the pipeline run RUNNING (registry errors, Ctrl-C in gates)
+            _finish(tracker, result, "FAILED", started)
+            raise
         result.seconds["gates"] = time.monotonic() - gates_started
         if not result.promotion.passed:
             _finish(tracker, result, "FAILED", started)
