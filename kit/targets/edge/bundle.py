@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -32,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from kit.errors import StepFailure
 from kit.features.spec import FeatureSpec, FeatureSpecError, Range, load_spec
-from kit.targets.edge.convert import ConversionError, TfjsModelInfo, read_tfjs_model
+from kit.targets.edge.convert import ConversionError, TfjsModelInfo, read_tfjs_model, staged_folder
 
 FORMAT = "kit-edge-bundle/1"
 KINDS = ("tfjs-graph", "lightgbm-json")
@@ -198,9 +197,7 @@ def write_bundle(out_dir: str | Path, *, model_dir: str | Path, kind: str, task:
         if any(out.iterdir()) and not (out / "manifest.json").is_file():
             raise BundleError(f"write_bundle: {out} is not empty and not a bundle; refusing to replace it:"
                               " choose an empty or new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:
         (staging / "feature_spec.json").write_text(spec.to_json(), encoding="utf-8")
         (staging / "model").mkdir()
         for source, name in copies:
@@ -219,12 +216,6 @@ def write_bundle(out_dir: str | Path, *, model_dir: str | Path, kind: str, task:
             created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         (staging / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

@@ -135,10 +135,8 @@ def convert_saved_model(saved_model_dir: str | Path, out_dir: str | Path) -> Tfj
         if foreign:
             raise ConversionError(f"{out}: holds {foreign[:3]}, which a conversion did not write; refusing to replace"
                                   " it: choose an empty or new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
     convert = _import_converter()
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:
         try:
             convert(str(source), str(staging))
         except Exception as exc:  # the converter raises OSError, ValueError, TF errors...
@@ -146,13 +144,23 @@ def convert_saved_model(saved_model_dir: str | Path, out_dir: str | Path) -> Tfj
                                   " Check that it is a SavedModel exported with model.export() from a model with"
                                   " one input and one output, using only ops TF.js supports") from None
         info = read_tfjs_model(staging)
+    return info
+
+
+@contextlib.contextmanager
+def staged_folder(out: Path):
+    """A scratch folder beside `out` that replaces `out` when the block succeeds; on failure it
+    is removed and `out` stays as it was."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield staging
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return info
 
 
 def python_predict(saved_model_dir: str | Path, X: Any):
