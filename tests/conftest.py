@@ -46,6 +46,15 @@ class Project:
         path.write_text(textwrap.dedent(text).lstrip())
         return path
 
+    @classmethod
+    def linked(cls, root: Path) -> "Project":
+        """A scratch project that uses the repo's notebooks, pipelines and contracts (as links:
+        never write test files through them) with a store and workspaces of its own."""
+        project = cls(root)
+        for name in ("notebooks", "pipelines", "data_contracts", "uv.lock"):
+            (root / name).symlink_to(REPO / name)
+        return project
+
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

@@ -18,9 +18,7 @@ GATES = ("evaluate.auc", "no_regression.evaluate.log_loss", "artifact_size", "ed
 @pytest.fixture(scope="module")
 def ctr(tmp_path_factory):
     root = tmp_path_factory.mktemp("ctr")
-    project = Project(root)
-    for name in ("notebooks", "pipelines", "data_contracts", "uv.lock"):
-        (root / name).symlink_to(REPO / name)
+    project = Project.linked(root)
     done = project.kit("run", "pipelines/ctr.yaml", *QUICK, timeout=900)
     return project, done
 

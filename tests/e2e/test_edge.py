@@ -25,9 +25,7 @@ ROW = {"sepal_length": 6.3, "sepal_width": 2.8, "petal_length": 5.1, "petal_widt
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
     root = tmp_path_factory.mktemp("edge")
-    project = Project(root)
-    for name in ("notebooks", "pipelines", "data_contracts", "uv.lock"):
-        (root / name).symlink_to(REPO / name)
+    project = Project.linked(root)
     done = subprocess.run([*KIT, "run", "pipelines/iris_edge.yaml", "-p", "train.epochs=30"], cwd=root,
                           env=project.env, capture_output=True, text=True, timeout=900)
     return project, done

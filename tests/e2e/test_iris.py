@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import KIT, REPO
+from conftest import KIT, Project
 
 pytestmark = pytest.mark.e2e
 
@@ -18,16 +16,12 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def iris_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("iris")
-    (root / "pyproject.toml").write_text("[project]\nname = 'iris'\n")
-    for name in ("notebooks", "pipelines", "data_contracts", "uv.lock"):
-        (root / name).symlink_to(REPO / name)
+    project = Project.linked(root)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-qm", "fixture"], cwd=root, check=True)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(KIT_PROJECT_ROOT=str(root), MLFLOW_DISABLE_TELEMETRY="true")
-    done = subprocess.run([*KIT, "run", "pipelines/iris.yaml", "-p", "train.epochs=30"], cwd=root, env=env,
+    done = subprocess.run([*KIT, "run", "pipelines/iris.yaml", "-p", "train.epochs=30"], cwd=root, env=project.env,
                           capture_output=True, text=True, timeout=900)
     from mlflow import MlflowClient
 
