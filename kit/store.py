@@ -57,19 +57,17 @@ def file_lock(root: Path, name: str = ".lock"):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-store_lock = file_lock
-
 
 def client(root: Path):
     """An MlflowClient on the project's store (created on first use)."""
     from mlflow import MlflowClient
 
-    with store_lock(root):
+    with file_lock(root):
         return MlflowClient(tracking_uri=tracking_uri(root))
 
 
 def ensure_experiment(mlflow_client, root: Path, name: str) -> str:
-    with store_lock(root):
+    with file_lock(root):
         found = mlflow_client.get_experiment_by_name(name)
         if found is not None:
             if found.lifecycle_stage == "deleted":
