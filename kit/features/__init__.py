@@ -1,6 +1,6 @@
 """Feature spec (`kit-feature-spec/1`): declarative preprocessing shared by Python and the edge.
 
-The format is defined in kit/targets/edge/FORMAT.md; the JavaScript twin lives in
+The format is described in the reference docs (docs/formats/feature-spec.md); the JavaScript twin lives in
 kit/targets/edge/runtime/src/features.js. Importing this package loads pydantic and numpy,
 never pandas or tensorflow.
 
@@ -11,18 +11,10 @@ never pandas or tensorflow.
 """
 
 from kit.features.build import bucketized, categorical, numeric
-from kit.features.spec import (
-    FORMAT,
-    CategoricalInput,
-    FeatureSpec,
-    FeatureSpecError,
-    NumericInput,
-    load_spec,
-)
-from kit.features.transform import RowError, js_number_string
+from kit.features.spec import CategoricalInput, FeatureSpec, FeatureSpecError, NumericInput, load_spec
+from kit.features.transform import RowError
 
 __all__ = [
-    "FORMAT",
     "CategoricalInput",
     "FeatureSpec",
     "FeatureSpecError",
@@ -30,7 +22,6 @@ __all__ = [
     "RowError",
     "bucketized",
     "categorical",
-    "js_number_string",
     "load_spec",
     "numeric",
 ]

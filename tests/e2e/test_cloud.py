@@ -43,7 +43,7 @@ def cloud(tmp_path_factory):
     from kit import store
     from kit.features import FeatureSpec, categorical, numeric
     from kit.registry import Registry, versions
-    from kit.targets.cloud.pyfunc import save_spec_model
+    import kit.cloud
 
     root = tmp_path_factory.mktemp("cloud")
     project = Project(root)
@@ -64,8 +64,8 @@ def cloud(tmp_path_factory):
             folder = root / "build" / f"v{version}"
             folder.mkdir(parents=True)
             booster.save_model(str(folder / "model.txt"))
-            save_spec_model(folder / "model", feature_spec=spec, model_file=folder / "model.txt", kind="lightgbm",
-                            task="binary", labels=["no", "yes"], model_name=NAME)
+            kit.cloud.save_model(folder / "model.txt", folder / "model", feature_spec=spec, kind="lightgbm",
+                                 task="binary", labels=["no", "yes"], model_name=NAME)
             run = registry.client.create_run(experiment)
             registry.client.log_artifacts(run.info.run_id, str(folder / "model"), "outputs/model")
             registry.client.set_terminated(run.info.run_id)

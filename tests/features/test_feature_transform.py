@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from kit.errors import KitError
-from kit.features import FeatureSpec, RowError, js_number_string
+from kit.features import FeatureSpec, RowError
+from kit.features.transform import js_number_string
 
 NAN = float("nan")
 

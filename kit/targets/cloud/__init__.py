@@ -13,7 +13,6 @@ from typing import Any
 
 _WHERE = {
     "SpecModel": "pyfunc",
-    "save_spec_model": "pyfunc",
     "ScoringServer": "server",
     "ScoringServerError": "server",
     "free_port": "server",

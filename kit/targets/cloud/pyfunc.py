@@ -1,60 +1,72 @@
-"""An MLflow pyfunc that takes RAW rows and applies the kit's feature spec itself, so cloud
-clients send the same fields as edge clients (the spec travels with the model as an artifact).
+"""The cloud model: an MLflow model that takes RAW rows and applies the kit's feature spec itself,
+so cloud clients send the same fields as edge clients. Users reach it through `kit.cloud`
+(`save_model`, `log_model`, `load_model`); this module holds the model and its folder layout.
 
-    save_spec_model("build/cloud_model", feature_spec=spec, model_file="model.txt",
-                    kind="lightgbm", task="binary", labels=["no", "yes"])
+A saved model is a folder with MLmodel (flavors `kit_cloud` and `python_function`, whose
+loader is `kit.cloud._load_pyfunc`), feature_spec.json, and the model: LightGBM's text model
+(`model.txt`) or a SavedModel folder (`saved_model/`). Nothing is pickled: loading reads the
+files, so the scoring server (`--env-manager local`, this environment) imports this module.
 
-The class lives in this module (not in a notebook) so cloudpickle stores it by reference and
-the scoring server, running in the same environment, imports it instead of unpickling code.
-`pip_requirements=[]` skips MLflow's requirement inference (a ~5 s subprocess): the model is
-only ever served with `--env-manager local`, in this environment.
+Importing this module loads neither mlflow, pandas, lightgbm nor tensorflow.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import shutil
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
-import mlflow.pyfunc
-import pandas as pd
+from kit.errors import SpecError
 
+FLAVOR_NAME = "kit_cloud"
 KINDS = ("lightgbm", "savedmodel")
 TASKS = ("binary", "multiclass")
+SPEC_FILE = "feature_spec.json"
+MODEL_FILES = {"lightgbm": "model.txt", "savedmodel": "saved_model"}
 
 
-class SpecModel(mlflow.pyfunc.PythonModel):
+class SpecModel:
     """Raw rows -> feature spec -> LightGBM booster or SavedModel -> probabilities and label.
 
     Requests are judged as the edge judges them: a field the spec does not know is refused
     (HTTP 400 naming it: a misspelt field would otherwise pass as a missing value), an absent
     or null field is a missing value, and a value the spec cannot read is refused.
-
-    `model_input: pd.DataFrame` is one of the hints MLflow infers no signature from: other hints
-    would become a signature demanding the `{"inputs": ...}` payload instead of
-    `dataframe_records` / `dataframe_split`, and no hint at all prints a warning in every process.
     """
 
     def __init__(self, kind: str, task: str, labels: Sequence[Any], model_name: str | None = None):
         self.kind, self.task, self.labels, self.model_name = kind, task, list(labels), model_name
+        self.spec = self.booster = self.saved_model = None
 
-    def load_context(self, context):
+    @classmethod
+    def load(cls, folder: str | Path) -> "SpecModel":
+        """The model saved in `folder` (an MLflow model folder written by `save`)."""
+        from mlflow.models import Model
+
         from kit.features import load_spec
 
-        self.spec = load_spec(context.artifacts["spec"])
-        self._load(context.artifacts["model"])
-
-    def _load(self, model_path: str) -> None:
-        if self.kind == "lightgbm":
+        folder = Path(folder)
+        conf = Model.load(str(folder / "MLmodel")).flavors.get(FLAVOR_NAME)
+        if conf is None:
+            raise SpecError(f"{folder}: not a kit cloud model (no {FLAVOR_NAME!r} flavor in MLmodel); "
+                            "save it with kit.cloud.save_model")
+        model = cls(conf["kind"], conf["task"], conf["labels"], conf.get("model_name"))
+        model.spec = load_spec(folder / conf["spec"])
+        if model.kind == "lightgbm":
             import lightgbm
 
-            self.booster = lightgbm.Booster(model_file=str(model_path))
+            model.booster = lightgbm.Booster(model_file=str(folder / conf["model"]))
         else:
             import tensorflow as tf
 
-            self.saved_model = tf.saved_model.load(str(model_path))
+            model.saved_model = tf.saved_model.load(str(folder / conf["model"]))
+        return model
 
-    def predict(self, context, model_input: pd.DataFrame, params=None):
+    def predict(self, model_input: Any, params: dict[str, Any] | None = None):
+        """Rows (a DataFrame, a list of dicts, or a dict of columns) -> a DataFrame: binary:
+        `probability` (of labels[1]) and `prediction`; multiclass: one column per label and
+        `prediction`. A bad row raises an MlflowException the scoring server answers with 400."""
+        import pandas as pd
+
         frame = _as_frame(model_input)
         if len(frame) == 0:
             raise _invalid(f"no rows; send at least one row with the fields {self.spec.input_names}")
@@ -95,7 +107,7 @@ class SpecModel(mlflow.pyfunc.PythonModel):
         return scores
 
 
-def _rows(frame: pd.DataFrame):
+def _rows(frame):
     """A small batch as plain dicts: the spec judges a few rows ~10x faster that way than
     through per-column pandas operations (0.1 ms vs 1.3 ms for one row of 16 fields),
     and a scoring server mostly gets one row at a time."""
@@ -106,6 +118,8 @@ def _rows(frame: pd.DataFrame):
 
 
 def _as_frame(model_input):
+    import pandas as pd
+
     if isinstance(model_input, pd.DataFrame):
         return model_input
     if isinstance(model_input, dict):  # {"inputs": {"col": [...]}} style
@@ -128,70 +142,50 @@ def _invalid(message: str):
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
-def save_spec_model(path: str | Path, *, feature_spec, model_file: str | Path,
-                    kind: Literal["lightgbm", "savedmodel"], task: Literal["binary", "multiclass"],
-                    labels: Sequence[Any], model_name: str | None = None) -> Path:
-    """Write an MLflow model folder at `path` (which must not exist) serving raw rows.
+def _kind_of(model: Any) -> str:
+    if isinstance(model, (str, Path)):
+        return "savedmodel" if Path(model).is_dir() else "lightgbm"
+    return "lightgbm"  # a Booster or a fitted LGBM estimator
 
-    `feature_spec`: a FeatureSpec or its JSON file; `model_file`: the LightGBM text model
-    (booster.save_model) or the SavedModel folder (Keras `model.export`); `labels`: the class
-    names in output order (binary: [negative, positive]).
-    """
-    import tempfile
 
-    from kit.errors import SpecError
+def write_model_files(model: Any, folder: Path, *, feature_spec, task: str, labels: Sequence[Any],
+                      kind: str | None = None, model_name: str | None = None) -> dict[str, Any]:
+    """Check the arguments, write the spec and the model into the new `folder`, and return the
+    `kit_cloud` flavor configuration (what `SpecModel.load` reads back)."""
     from kit.features import FeatureSpec, load_spec
 
-    path, model_file = Path(path), Path(model_file)
+    kind = kind or _kind_of(model)
     if kind not in KINDS:
-        raise SpecError(f"save_spec_model: kind={kind!r}; use one of {list(KINDS)}")
+        raise SpecError(f"save_model: kind={kind!r}; use one of {list(KINDS)}")
     if task not in TASKS:
-        raise SpecError(f"save_spec_model: task={task!r}; use one of {list(TASKS)}")
+        raise SpecError(f"save_model: task={task!r}; use one of {list(TASKS)}")
     labels = [label.item() if hasattr(label, "item") else label for label in labels]  # numpy scalars -> JSON-able
     if (task == "binary" and len(labels) != 2) or (task == "multiclass" and len(labels) < 2):
-        raise SpecError(f"save_spec_model: task={task!r} needs {'2' if task == 'binary' else 'at least 2'} labels, "
+        raise SpecError(f"save_model: task={task!r} needs {'2' if task == 'binary' else 'at least 2'} labels, "
                         f"got {labels}")
-    if not model_file.exists():
-        raise SpecError(f"save_spec_model: model file {model_file} not found")
-    if kind == "savedmodel" and not (model_file / "saved_model.pb").is_file():
-        raise SpecError(f"save_spec_model: {model_file} is not a SavedModel folder (no saved_model.pb)")
-    if path.exists():
-        raise SpecError(f"save_spec_model: {path} exists; MLflow writes a new folder (remove it first)")
+    booster = None
+    if isinstance(model, (str, Path)):
+        model = Path(model)
+        if not model.exists():
+            raise SpecError(f"save_model: model file {model} not found")
+        if kind == "savedmodel" and not (model / "saved_model.pb").is_file():
+            raise SpecError(f"save_model: {model} is not a SavedModel folder (no saved_model.pb)")
+    elif kind == "lightgbm" and (hasattr(model, "save_model") or hasattr(model, "booster_")):
+        booster = getattr(model, "booster_", model)
+    else:
+        raise SpecError(f"save_model: model must be a lightgbm.Booster, a fitted LGBM estimator, a LightGBM text "
+                        f"model file or a SavedModel folder, got {type(model).__name__}")
+    if folder.exists():
+        raise SpecError(f"save_model: {folder} exists; MLflow writes a new folder (remove it first)")
     spec = feature_spec if isinstance(feature_spec, FeatureSpec) else load_spec(feature_spec)
-    with tempfile.TemporaryDirectory() as scratch, _plain_save():
-        spec_path = spec.save(Path(scratch) / "feature_spec.json")
-        mlflow.pyfunc.save_model(
-            str(path),
-            python_model=SpecModel(kind, task, labels, model_name),
-            artifacts={"spec": str(spec_path), "model": str(model_file)},
-            pip_requirements=[],
-            metadata={"kit.kind": kind, "kit.task": task, "kit.labels": labels, "kit.inputs": spec.input_names,
-                      **({"kit.model_name": model_name} if model_name else {})},
-        )
-    return path
-
-
-@contextmanager
-def _plain_save():
-    """MLflow's save-time extras, off: its warnings are expected here (the instance is pickled on
-    purpose, its class being importable; no signature on purpose; pip not pinned on purpose), and
-    with `MLFLOW_UV_AUTO_DETECT` it would copy whatever uv project the current folder is in
-    (uv.lock, 200 KB here) into every model, which `--env-manager local` never reads."""
-    import logging
-    import os
-
-    loggers = [logging.getLogger(name) for name in ("mlflow.pyfunc", "mlflow.utils.environment")]
-    levels = [logger.level for logger in loggers]
-    previous = os.environ.get("MLFLOW_UV_AUTO_DETECT")
-    os.environ["MLFLOW_UV_AUTO_DETECT"] = "false"
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
-        if previous is None:
-            os.environ.pop("MLFLOW_UV_AUTO_DETECT", None)
-        else:
-            os.environ["MLFLOW_UV_AUTO_DETECT"] = previous
+    folder.mkdir(parents=True)
+    spec.save(folder / SPEC_FILE)
+    target = folder / MODEL_FILES[kind]
+    if booster is not None:
+        booster.save_model(str(target))
+    elif kind == "savedmodel":
+        shutil.copytree(model, target)
+    else:
+        shutil.copyfile(model, target)
+    return {"kind": kind, "task": task, "labels": labels, "spec": SPEC_FILE, "model": MODEL_FILES[kind],
+            "inputs": spec.input_names, **({"model_name": model_name} if model_name else {})}

@@ -1,4 +1,4 @@
-"""The raw-input pyfunc: the feature spec inside the MLflow model, so cloud clients send the
+"""The cloud model (`kit.cloud`): the feature spec inside the MLflow model, so cloud clients send the
 fields edge clients send. Loaded back through MLflow exactly as the scoring server loads it."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 
 from kit.errors import SpecError  # noqa: E402
 from kit.features import FeatureSpec, categorical, numeric  # noqa: E402
-from kit.targets.cloud.pyfunc import SpecModel, save_spec_model  # noqa: E402
+from kit.cloud import save_model  # noqa: E402
+from kit.targets.cloud.pyfunc import SpecModel  # noqa: E402
 
 lgb = pytest.importorskip("lightgbm")
 DEVICES = ["desktop", "mobile", "tablet"]
@@ -47,11 +48,11 @@ def toy(tmp_path_factory):
                       lgb.Dataset(features, (df.y // 3.4).astype(int)), 10)
     binary.save_model(str(folder / "binary.txt"))
     multi.save_model(str(folder / "multi.txt"))
-    save_spec_model(folder / "binary", feature_spec=spec, model_file=folder / "binary.txt", kind="lightgbm",
-                    task="binary", labels=["no", "yes"], model_name="toy")
+    save_model(folder / "binary.txt", folder / "binary", feature_spec=spec, kind="lightgbm",
+               task="binary", labels=["no", "yes"], model_name="toy")
     spec.save(folder / "feature_spec.json")
-    save_spec_model(folder / "multi", feature_spec=folder / "feature_spec.json", model_file=folder / "multi.txt",
-                    kind="lightgbm", task="multiclass", labels=["low", "mid", "high"])
+    save_model(folder / "multi.txt", folder / "multi", feature_spec=folder / "feature_spec.json",
+               kind="lightgbm", task="multiclass", labels=["low", "mid", "high"])
     return {"folder": folder, "spec": spec, "binary": binary, "multi": multi}
 
 
@@ -127,7 +128,7 @@ def test_inputs_payload_of_dicts_of_zero_d_arrays_is_read(toy):
     model = SpecModel("lightgbm", "binary", ["no", "yes"])
     model.spec, model.booster = toy["spec"], toy["binary"]
     rows = [{k: np.array(v) for k, v in RAW[0].items()}]  # what MLflow makes of {"inputs": [{...}]}
-    got = model.predict(None, rows)
+    got = model.predict(rows)
     assert got["probability"][0] == pytest.approx(toy["binary"].predict(toy["spec"].transform(RAW[:1]))[0], abs=1e-15)
 
 
@@ -135,20 +136,20 @@ def test_inputs_payload_of_dicts_of_zero_d_arrays_is_read(toy):
     ({"kind": "onnx"}, "kind='onnx'"),
     ({"task": "regression"}, "task='regression'"),
     ({"labels": ["a", "b", "c"]}, "needs 2 labels"),
-    ({"model_file": "nowhere.txt"}, "not found"),
+    ({"model": "nowhere.txt"}, "not found"),
 ])
 def test_save_refuses_wrong_arguments(toy, tmp_path, changes, message):
-    arguments = dict(feature_spec=toy["spec"], model_file=toy["folder"] / "binary.txt", kind="lightgbm",
+    arguments = dict(model=toy["folder"] / "binary.txt", feature_spec=toy["spec"], kind="lightgbm",
                      task="binary", labels=["no", "yes"])
     arguments.update(changes)
     with pytest.raises(SpecError, match=message):
-        save_spec_model(tmp_path / "model", **arguments)
+        save_model(path=tmp_path / "model", **arguments)
 
 
 def test_save_refuses_an_existing_folder(toy):
     with pytest.raises(SpecError, match="exists"):
-        save_spec_model(toy["folder"] / "binary", feature_spec=toy["spec"], model_file=toy["folder"] / "binary.txt",
-                        kind="lightgbm", task="binary", labels=["no", "yes"])
+        save_model(toy["folder"] / "binary.txt", toy["folder"] / "binary", feature_spec=toy["spec"],
+                   kind="lightgbm", task="binary", labels=["no", "yes"])
 
 
 def test_savedmodel_kind_runs_the_serve_endpoint_on_float32_features(toy, tmp_path):
@@ -160,8 +161,8 @@ def test_savedmodel_kind_runs_the_serve_endpoint_on_float32_features(toy, tmp_pa
             return tf.nn.softmax(tf.stack([x[:, 0], -x[:, 0], x[:, 1] * 0.1], axis=1))
 
     tf.saved_model.save(Linear(), str(tmp_path / "saved"))
-    save_spec_model(tmp_path / "model", feature_spec=toy["spec"], model_file=tmp_path / "saved", kind="savedmodel",
-                    task="multiclass", labels=["a", "b", "c"])
+    save_model(tmp_path / "saved", tmp_path / "model", feature_spec=toy["spec"], kind="savedmodel",
+               task="multiclass", labels=["a", "b", "c"])
     got = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(pd.DataFrame(RAW[:2]))
     x = toy["spec"].transform(RAW[:2]).astype(np.float32)
     logits = np.stack([x[:, 0], -x[:, 0], x[:, 1] * 0.1], axis=1).astype(np.float64)
