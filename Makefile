@@ -1,5 +1,5 @@
 # The commands a newcomer needs. Every target sets up first (fast when already done).
-.PHONY: setup example test lab ui bench
+.PHONY: setup example test lab ui bench docs
 
 setup:
 	@scripts/setup
@@ -19,3 +19,6 @@ ui: setup
 
 bench: setup
 	.venv/bin/python benchmarks/runner_overhead.py
+
+docs: setup
+	.venv/bin/mkdocs build --strict --site-dir site

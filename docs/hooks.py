@@ -30,8 +30,8 @@ def _render(kind: str, argument: str) -> str:
     if kind == "gates":
         from kit.gates.registry import known
 
-        return "\n".join(f"### `{name}`\n\n{_doc(gate)}\n\n{schema_tables(gate.model_json_schema(), top=False)}"
-                         for name, gate in sorted(known().items()))
+        return "\n\n".join(f"### `{name}`\n\n{_doc(gate)}\n\n{schema_tables(gate.model_json_schema(), nested=False)}"
+                             for name, gate in sorted(known().items()))
     path, _, heading = (part.strip() for part in argument.partition("|"))
     return section(ROOT / path, heading)
 
@@ -40,9 +40,9 @@ def _doc(model: type) -> str:
     return " ".join((model.__doc__ or "").split())
 
 
-def schema_tables(schema: dict[str, Any], top: bool = True) -> str:
-    """The model's fields as a Markdown table, then a table for each model it refers to."""
-    definitions = schema.get("$defs", {})
+def schema_tables(schema: dict[str, Any], nested: bool = True) -> str:
+    """The model's fields as a Markdown table, then (if `nested`) a table for each model it uses."""
+    definitions = schema.get("$defs", {}) if nested else {}
     parts = [_table(schema)]
     for name, definition in definitions.items():
         if definition.get("type") == "object" or "properties" in definition:
@@ -65,7 +65,9 @@ def _table(schema: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _type(field: dict[str, Any]) -> str:
+def _type(field: dict[str, Any] | bool) -> str:
+    if not isinstance(field, dict) or not field:
+        return "any"
     if "$ref" in field:
         return f"`{field['$ref'].rsplit('/', 1)[-1]}`"
     if "anyOf" in field:
@@ -83,7 +85,7 @@ def _type(field: dict[str, Any]) -> str:
 
 
 def _constraints(field: dict[str, Any]) -> str:
-    words = {"pattern": "matches `{}`", "minLength": "at least {} characters", "minItems": "at least {} items",
+    words = {"pattern": "matches `{}`", "minLength": "length >= {}", "minItems": "items >= {}",
              "exclusiveMinimum": "> {}", "minimum": ">= {}", "maximum": "<= {}", "exclusiveMaximum": "< {}"}
     found = [template.format(field[key]) for key, template in words.items() if key in field]
     return f"({', '.join(found)}) " if found else ""

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
-from kit.targets.cloud.pyfunc import FLAVOR_NAME
+from kit.targets.cloud.pyfunc import FLAVOR_NAME, CloudModel
 
-__all__ = ["FLAVOR_NAME", "load_model", "log_model", "read_predictions", "save_model"]
+if TYPE_CHECKING:
+    from mlflow.models.model import ModelInfo
+    from pandas import DataFrame
+
+__all__ = ["FLAVOR_NAME", "CloudModel", "load_model", "log_model", "read_predictions", "save_model"]
 
 
 def save_model(model: Any, path: str | Path, *, feature_spec: Any, task: Literal["binary", "multiclass"],
@@ -69,7 +73,7 @@ def save_model(model: Any, path: str | Path, *, feature_spec: Any, task: Literal
 def log_model(model: Any, name: str = "model", *, feature_spec: Any, task: Literal["binary", "multiclass"],
               labels: Sequence[Any], kind: Literal["lightgbm", "savedmodel"] | None = None,
               model_name: str | None = None, registered_model_name: str | None = None,
-              metadata: dict[str, Any] | None = None, **kwargs: Any):
+              metadata: dict[str, Any] | None = None, **kwargs: Any) -> ModelInfo:
     """Log a cloud model as an artifact of the active MLflow run (one is started if none is).
 
     Takes `save_model`'s arguments (but `name`, the logged model's name, instead of `path`) and
@@ -77,7 +81,7 @@ def log_model(model: Any, name: str = "model", *, feature_spec: Any, task: Liter
     keyword arguments go to `mlflow.models.Model.log` (e.g. `params`, `tags`).
 
     Returns:
-        MLflow's `ModelInfo` (its `model_uri` loads the model back).
+        MLflow's model info; its `model_uri` loads the model back.
     """
     from mlflow.models import Model
 
@@ -86,31 +90,29 @@ def log_model(model: Any, name: str = "model", *, feature_spec: Any, task: Liter
                      registered_model_name=registered_model_name, metadata=metadata, **kwargs)
 
 
-def load_model(model_uri: str | Path, dst_path: str | Path | None = None):
+def load_model(model_uri: str | Path, dst_path: str | Path | None = None) -> CloudModel:
     """Load a cloud model from a folder or an MLflow URI (`runs:/...`, `models:/name@alias`, ...).
 
+    Args:
+        model_uri: the model's folder or MLflow URI.
+        dst_path: an existing folder to download a remote model into (default: a temporary one).
+
     Returns:
-        The model: its `predict(rows)` takes a DataFrame, a list of dicts or a dict of columns
-        of raw fields and returns a DataFrame (binary: `probability` and `prediction`;
-        multiclass: one column per label and `prediction`).
+        The model; `predict(rows)` answers raw rows with a DataFrame.
     """
     from mlflow.artifacts import download_artifacts
 
-    from kit.targets.cloud.pyfunc import SpecModel
-
     local = Path(model_uri) if Path(model_uri).is_dir() else \
         Path(download_artifacts(artifact_uri=str(model_uri), dst_path=None if dst_path is None else str(dst_path)))
-    return SpecModel.load(local)
+    return CloudModel.load(local)
 
 
-def _load_pyfunc(path: str):
+def _load_pyfunc(path: str) -> CloudModel:
     """MLflow's pyfunc loader (`mlflow.pyfunc.load_model` and the scoring server call it)."""
-    from kit.targets.cloud.pyfunc import SpecModel
-
-    return SpecModel.load(path)
+    return CloudModel.load(path)
 
 
-def read_predictions(log_dir: str | Path):
+def read_predictions(log_dir: str | Path) -> DataFrame:
     """The prediction log `kit serve cloud` writes (one folder per model and alias, e.g.
     `mlruns/predictions/ctr-cloud-champion`) as a DataFrame, one row per predicted row, oldest
     first: time (UTC), model, version, request_id, latency_ms, status, row, rows, input_sha256,

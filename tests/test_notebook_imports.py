@@ -66,7 +66,7 @@ def test_notebook_imports_only_the_public_api(notebook):
     ("from kit.features import load_spec\nfrom kit import track, edge, cloud", []),
     ("import kit.targets.edge.bundle", ["kit.targets.edge.bundle"]),
     ("import kit.run as r", ["kit.run"]),
-    ("from kit.targets.cloud.pyfunc import SpecModel", ["kit.targets.cloud.pyfunc"]),
+    ("from kit.targets.cloud.pyfunc import CloudModel", ["kit.targets.cloud.pyfunc"]),
     ("from kit import examples", ["kit.examples"]),
     ("from kit.targets import edge", ["kit.targets", "kit.targets.edge"]),
     ("def f():\n    from kit.store import file_lock", ["kit.store"]),

@@ -20,7 +20,7 @@ PUBLIC_MODULES = {
     "kit.edge": ["BundleError", "BundleIntegrityError", "ConversionError", "Manifest", "NodeError", "TfjsModelInfo",
                  "bundle_size", "convert_saved_model", "export_booster", "read_bundle", "run_bundle",
                  "write_bundle"],
-    "kit.cloud": ["FLAVOR_NAME", "load_model", "log_model", "read_predictions", "save_model"],
+    "kit.cloud": ["FLAVOR_NAME", "CloudModel", "load_model", "log_model", "read_predictions", "save_model"],
 }
 
 

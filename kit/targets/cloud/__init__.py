@@ -12,7 +12,7 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "SpecModel": "pyfunc",
+    "CloudModel": "pyfunc",
     "ScoringServer": "server",
     "ScoringServerError": "server",
     "free_port": "server",

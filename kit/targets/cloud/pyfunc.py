@@ -14,19 +14,25 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from kit.errors import SpecError
 
+if TYPE_CHECKING:
+    from pandas import DataFrame
+
 FLAVOR_NAME = "kit_cloud"
+"""The cloud model's flavor in an MLmodel file (beside `python_function`)."""
 KINDS = ("lightgbm", "savedmodel")
 TASKS = ("binary", "multiclass")
 SPEC_FILE = "feature_spec.json"
 MODEL_FILES = {"lightgbm": "model.txt", "savedmodel": "saved_model"}
 
 
-class SpecModel:
-    """Raw rows -> feature spec -> LightGBM booster or SavedModel -> probabilities and label.
+class CloudModel:
+    """A cloud model, loaded: raw rows -> feature spec -> LightGBM booster or SavedModel ->
+    probabilities and label. Get one with `kit.cloud.load_model`; MLflow's scoring server
+    serves the same object.
 
     Requests are judged as the edge judges them: a field the spec does not know is refused
     (HTTP 400 naming it: a misspelt field would otherwise pass as a missing value), an absent
@@ -38,8 +44,8 @@ class SpecModel:
         self.spec = self.booster = self.saved_model = None
 
     @classmethod
-    def load(cls, folder: str | Path) -> "SpecModel":
-        """The model saved in `folder` (an MLflow model folder written by `save`)."""
+    def load(cls, folder: str | Path) -> "CloudModel":
+        """The model saved in `folder` (a model folder written by `kit.cloud.save_model`)."""
         from mlflow.models import Model
 
         from kit.features import load_spec
@@ -61,10 +67,22 @@ class SpecModel:
             model.saved_model = tf.saved_model.load(str(folder / conf["model"]))
         return model
 
-    def predict(self, model_input: Any, params: dict[str, Any] | None = None):
-        """Rows (a DataFrame, a list of dicts, or a dict of columns) -> a DataFrame: binary:
-        `probability` (of labels[1]) and `prediction`; multiclass: one column per label and
-        `prediction`. A bad row raises an MlflowException the scoring server answers with 400."""
+    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> "DataFrame":
+        """Predict raw rows.
+
+        Args:
+            model_input: a DataFrame, a list of dicts or a dict of columns, of raw fields (as a
+                client sends them; an absent field is a missing value).
+            params: unused (MLflow's pyfunc interface passes it).
+
+        Returns:
+            binary: columns `probability` (of `labels[1]`) and `prediction`; multiclass: one
+            column per label and `prediction`.
+
+        Raises:
+            MlflowException: a row is bad (unknown field, unreadable value); the scoring server
+                answers it with HTTP 400.
+        """
         import pandas as pd
 
         frame = _as_frame(model_input)
@@ -151,7 +169,7 @@ def _kind_of(model: Any) -> str:
 def write_model_files(model: Any, folder: Path, *, feature_spec, task: str, labels: Sequence[Any],
                       kind: str | None = None, model_name: str | None = None) -> dict[str, Any]:
     """Check the arguments, write the spec and the model into the new `folder`, and return the
-    `kit_cloud` flavor configuration (what `SpecModel.load` reads back)."""
+    `kit_cloud` flavor configuration (what `CloudModel.load` reads back)."""
     from kit.features import FeatureSpec, load_spec
 
     kind = kind or _kind_of(model)

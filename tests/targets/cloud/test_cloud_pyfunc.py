@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from kit.errors import SpecError  # noqa: E402
 from kit.features import FeatureSpec, categorical, numeric  # noqa: E402
 from kit.cloud import save_model  # noqa: E402
-from kit.targets.cloud.pyfunc import SpecModel  # noqa: E402
+from kit.targets.cloud.pyfunc import CloudModel  # noqa: E402
 
 lgb = pytest.importorskip("lightgbm")
 DEVICES = ["desktop", "mobile", "tablet"]
@@ -125,7 +125,7 @@ def test_bad_rows_raise_the_error_the_scoring_server_answers_with_400(toy, rows,
 
 
 def test_inputs_payload_of_dicts_of_zero_d_arrays_is_read(toy):
-    model = SpecModel("lightgbm", "binary", ["no", "yes"])
+    model = CloudModel("lightgbm", "binary", ["no", "yes"])
     model.spec, model.booster = toy["spec"], toy["binary"]
     rows = [{k: np.array(v) for k, v in RAW[0].items()}]  # what MLflow makes of {"inputs": [{...}]}
     got = model.predict(rows)
