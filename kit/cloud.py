@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+import typing
+from typing import Any, Literal, Sequence
 
 from kit.targets.cloud.pyfunc import FLAVOR_NAME, CloudModel
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
     from pandas import DataFrame
 
