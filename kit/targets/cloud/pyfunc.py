@@ -207,3 +207,43 @@ def write_model_files(model: Any, folder: Path, *, feature_spec, task: str, labe
         shutil.copyfile(model, target)
     return {"kind": kind, "task": task, "labels": labels, "spec": SPEC_FILE, "model": MODEL_FILES[kind],
             "inputs": spec.input_names, **({"model_name": model_name} if model_name else {})}
+
+
+def __getattr__(name: str):
+    # Cloud models saved before the `kit_cloud` flavor pickled a `SpecModel` instance (by
+    # reference to this module), so older registered versions, e.g. after a rollback, still load.
+    if name == "SpecModel":
+        return _legacy_spec_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _legacy_spec_model():
+    import mlflow.pyfunc
+    import pandas as pd
+
+    def load_context(self, context):
+        from kit.features import load_spec
+
+        model = CloudModel(self.kind, self.task, self.labels, getattr(self, "model_name", None))
+        model.spec = load_spec(context.artifacts["spec"])
+        if model.kind == "lightgbm":
+            import lightgbm
+
+            model.booster = lightgbm.Booster(model_file=str(context.artifacts["model"]))
+        else:
+            import tensorflow as tf
+
+            model.saved_model = tf.saved_model.load(str(context.artifacts["model"]))
+        self._model = model
+
+    def predict(self, context, model_input, params=None):
+        return self._model.predict(model_input, params)
+
+    # A real DataFrame hint (this module's annotations are strings): MLflow infers no signature
+    # from it and, unlike with no hint, prints no warning.
+    predict.__annotations__ = {"model_input": pd.DataFrame}
+    legacy = type("SpecModel", (mlflow.pyfunc.PythonModel,), {
+        "__module__": __name__, "load_context": load_context, "predict": predict,
+        "__doc__": "A cloud model saved by an older kit (`save_spec_model`), read from MLflow's artifacts."})
+    globals()["SpecModel"] = legacy
+    return legacy

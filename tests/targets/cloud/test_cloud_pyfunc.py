@@ -169,3 +169,17 @@ def test_savedmodel_kind_runs_the_serve_endpoint_on_float32_features(toy, tmp_pa
     expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(got[["a", "b", "c"]].to_numpy(), expected, atol=1e-6)
     assert got["prediction"].tolist() == [["a", "b", "c"][i] for i in expected.argmax(axis=1)]
+
+
+def test_a_model_saved_by_the_older_pickled_format_still_loads(toy, tmp_path):
+    """Versions registered before the `kit_cloud` flavor (a pickled SpecModel) serve after a rollback."""
+    from kit.targets.cloud.pyfunc import SpecModel
+
+    legacy = SpecModel()
+    legacy.kind, legacy.task, legacy.labels, legacy.model_name = "lightgbm", "binary", ["no", "yes"], "toy"
+    mlflow.pyfunc.save_model(str(tmp_path / "old"), python_model=legacy, pip_requirements=[],
+                             artifacts={"spec": str(toy["folder"] / "feature_spec.json"),
+                                        "model": str(toy["folder"] / "binary.txt")})
+    got = mlflow.pyfunc.load_model(str(tmp_path / "old")).predict(pd.DataFrame(RAW))
+    expected = toy["binary"].predict(toy["spec"].transform(RAW))
+    np.testing.assert_allclose(got["probability"].to_numpy(), expected, rtol=0, atol=1e-15)
