@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+__all__ = ["Image", "Section", "Table", "page_html", "table_text", "write_page"]
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 WIDTH = 160  # wide enough for CI logs; nothing wraps below it
 
@@ -46,7 +48,8 @@ class Table:
 
 @dataclass(frozen=True)
 class Image:
-    """A figure for a page: `Image.png(bytes)` or `Image.svg(text)`, with its alt text."""
+    """A figure for a page: `Image.png(bytes)` or `Image.svg(text)`, with its alt text. An SVG is
+    inlined as given: pass only SVG the kit drew (e.g. matplotlib's savefig), never user input."""
 
     kind: Literal["png", "svg"]
     data: bytes | str
@@ -119,5 +122,3 @@ def _environment():
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
-
-__all__ = ["Image", "Section", "Table", "page_html", "table_text", "write_page"]
