@@ -1,18 +1,20 @@
-"""What every benchmark does at the end: print a table, write its figures as JSON."""
+"""What every benchmark does at the end: print a table (kit.report's), write its figures as JSON."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from kit.report import Table, table_text
+from kit.stats import DEFINITION
+
 HERE = Path(__file__).resolve().parent
+PERCENTILES = f"p50, p99: {DEFINITION}"  # the footnote of every table that shows a percentile
 
 
-def table(rows: list[tuple[str, ...]]) -> None:
-    """Rows of cells, in aligned columns."""
-    widths = [max(len(str(row[i])) for row in rows if i < len(row)) for i in range(max(map(len, rows)))]
-    for row in rows:
-        print("  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(row)).rstrip())
+def table(rows: list[tuple[str, ...]], note: str | None = None) -> None:
+    """Print rows of cells (the first is the header) with an optional footnote."""
+    print(table_text(Table(rows[0], rows[1:], caption=note)), end="")
 
 
 def save(name: str, results: dict) -> Path:

@@ -12,50 +12,36 @@ Targets: cloud p99 < 20 ms at 8 clients; edge p99 < 0.1 ms.
 
     .venv/bin/python benchmarks/ctr.py [--sizes 1000000,10000000] [--seconds 10]
 
+p50 and p99 are nearest-rank percentiles (kit.stats), the definition the gates use.
+
 Prints tables and writes benchmarks/results/ctr.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
-from _report import save, table
+from _report import PERCENTILES, save, table
+from _support import Scratch, http_load, stop
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-KIT = [sys.executable, "-m", "kit.cli"]
+from kit.stats import percentile
+
 STEPS = ["logs", "features", "train", "edge_bundle", "cloud_model", "evaluate"]
 
 
-def scratch_project(root: Path) -> dict[str, str]:
-    (root / "pyproject.toml").write_text("[project]\nname = 'bench'\n")
-    for name in ("notebooks", "pipelines", "data_contracts", "uv.lock"):
-        (root / name).symlink_to(REPO / name)
-    return {**os.environ, "KIT_PROJECT_ROOT": str(root), "MLFLOW_DISABLE_TELEMETRY": "true"}
-
-
-def run_pipeline(root: Path, env: dict, rows: int) -> dict:
-    from mlflow import MlflowClient
-
+def run_pipeline(project: Scratch, rows: int) -> dict:
     started = time.perf_counter()
-    done = subprocess.run([*KIT, "run", "pipelines/ctr.yaml", "-p", f"logs.rows={rows}"], cwd=root, env=env,
-                          capture_output=True, text=True)
+    done = project.kit("run", "pipelines/ctr.yaml", "-p", f"logs.rows={rows}")
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"the CTR pipeline failed at {rows} rows:\n{done.stderr[-3000:]}")
-    client = MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("ctr")
-    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    runs = project.runs("ctr")
     steps = {name: {"duration_s": runs[name].data.metrics.get("duration_s"),
                     "peak_memory_mb": runs[name].data.metrics.get("peak_memory_mb")} for name in STEPS if name in runs}
     parent = runs["ctr"].data.metrics
@@ -95,41 +81,16 @@ def bare_training(result: dict) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def serve_cloud(root: Path, env: dict) -> tuple[subprocess.Popen, int]:
-    process = subprocess.Popen([*KIT, "serve", "cloud", "ctr", "--alias", "cloud-champion", "--port", "0"], cwd=root,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in process.stdout:
-        if line.startswith("listening on "):
-            return process, int(line.split()[2].rsplit(":", 1)[1])
-    raise SystemExit("kit serve cloud did not start")
-
-
 def cloud_load(port: int, rows: list[dict], clients: int, seconds: float) -> dict:
-    times: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
-    stop = time.perf_counter() + seconds
+    bodies = [json.dumps({"dataframe_records": [row]}) for row in rows]
 
-    def client(k: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port)
-        i = k
-        while time.perf_counter() < stop:
-            body = json.dumps({"dataframe_records": [rows[i % len(rows)]]})
-            started = time.perf_counter()
-            connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            response.read()
-            times[k].append((time.perf_counter() - started) * 1000)
-            errors[k] += response.status != 200
-            i += clients
+    def send(connection, i: int) -> int:
+        connection.request("POST", "/invocations", bodies[i % len(bodies)], {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    every = np.sort(np.concatenate([np.asarray(t) for t in times]))
-    return {"clients": clients, "requests": int(len(every)), "p50_ms": float(np.percentile(every, 50)),
-            "p99_ms": float(np.percentile(every, 99)), "throughput_rps": len(every) / seconds, "errors": int(sum(errors))}
+    return http_load(port, send, clients, seconds)
 
 
 def edge_vs_python(result: dict, rows: list[dict]) -> dict:
@@ -150,17 +111,17 @@ def edge_vs_python(result: dict, rows: list[dict]) -> dict:
         booster.predict(X[i % len(X)][None, :])
         times.append((time.perf_counter() - started) * 1000)
     return {"edge_p50_ms": latency["p50"], "edge_p99_ms": latency["p99"],
-            "python_p50_ms": float(np.percentile(times, 50)), "python_p99_ms": float(np.percentile(times, 99))}
+            "python_p50_ms": percentile(times, 50), "python_p99_ms": percentile(times, 99)}
 
 
 def sample_rows(result: dict) -> list[dict]:
     import pandas as pd
 
     from kit.features import load_spec
-    from kit.targets.edge.node import raw_rows
+    from kit.features.rows import request_rows
 
     spec = load_spec(result["outputs"]["spec_path"])
-    return raw_rows(pd.read_parquet(result["outputs"]["valid_path"]).head(1000), spec.input_names)
+    return request_rows(pd.read_parquet(result["outputs"]["valid_path"]).head(1000), spec.input_names)
 
 
 def main() -> None:
@@ -170,25 +131,23 @@ def main() -> None:
     args = parser.parse_args()
     results: dict = {"pipeline": []}
     with tempfile.TemporaryDirectory() as tmp:
+        projects = []
         for rows in [int(n) for n in args.sizes.split(",")]:
             root = Path(tmp) / f"rows{rows}"
             root.mkdir()
-            env = scratch_project(root)
+            projects.append(Scratch(root))
             print(f"running the CTR pipeline on {rows:,} rows ...", flush=True)
-            result = run_pipeline(root, env, rows)
+            result = run_pipeline(projects[-1], rows)
             result["bare_train_s"] = bare_training(result)
             results["pipeline"].append(result)
         first = results["pipeline"][0]
-        root = Path(tmp) / f"rows{first['rows']}"
-        env = scratch_project_env = {**os.environ, "KIT_PROJECT_ROOT": str(root), "MLFLOW_DISABLE_TELEMETRY": "true"}
         rows = sample_rows(first)
-        server, port = serve_cloud(root, scratch_project_env)
+        server, port = projects[0].serve("cloud", "ctr", "--alias", "cloud-champion")
         try:
             cloud_load(port, rows, 4, 3)  # warm-up
             results["cloud"] = [cloud_load(port, rows, clients, args.seconds) for clients in (1, 8, 32)]
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            stop(server)
         results["edge"] = edge_vs_python(first, rows)
 
     print("\npipeline (per step: seconds / peak MB of the step's kernel)")
@@ -206,11 +165,11 @@ def main() -> None:
     print("\ncloud: kit serve cloud (MLflow scoring server behind the kit's front), single-row requests")
     table([("clients", "p50 ms", "p99 ms", "req/s", "errors")] +
           [(str(c["clients"]), f"{c['p50_ms']:.2f}", f"{c['p99_ms']:.2f}", f"{c['throughput_rps']:.0f}", str(c["errors"]))
-           for c in results["cloud"]])
+           for c in results["cloud"]], note=PERCENTILES)
     e = results["edge"]
     print("\nedge JSON trees in Node vs booster.predict on one numpy row")
     table([("", "p50 ms", "p99 ms"), ("edge (Node handler)", f"{e['edge_p50_ms']:.4f}", f"{e['edge_p99_ms']:.4f}"),
-           ("Python booster.predict", f"{e['python_p50_ms']:.4f}", f"{e['python_p99_ms']:.4f}")])
+           ("Python booster.predict", f"{e['python_p50_ms']:.4f}", f"{e['python_p99_ms']:.4f}")], note=PERCENTILES)
     print("targets: cloud p99 < 20 ms at 8 clients; edge p99 < 0.1 ms")
     save("ctr", results)
 

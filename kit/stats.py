@@ -3,7 +3,8 @@
 Nearest rank, no interpolation: the p-th percentile of n values is the ceil(p/100 * n)-th
 smallest (p99 of 2000 values is the 1980th). It is always a value that was measured, and it
 is the definition wrk's latency distribution reports. The edge runtime's JavaScript uses the
-same rule (`percentile` in runtime/src/node/bridge.js).
+same rule (`percentile` in kit/targets/edge/runtime/src/node/stats.js). Every report that
+prints a percentile names this definition (`DEFINITION`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from kit.errors import SpecError
@@ -67,8 +66,3 @@ def _is_text(series) -> bool:
     if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
         return True
     return series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "string"
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

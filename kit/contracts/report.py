@@ -1,17 +1,16 @@
 """Contract results for people: a terminal table and a standalone HTML page.
 
-The HTML is written here rather than with GX Data Docs, which need a file-backed GX
-project (a great_expectations/ folder with its own config) that the kit does not keep.
+Both are drawn by kit.report. The page is the kit's own rather than GX Data Docs, which need a
+file-backed GX project (a great_expectations/ folder with its own config) that the kit does not keep.
 """
 
 from __future__ import annotations
 
-import html
-import io
 import json
 from pathlib import Path
 
 from kit.contracts.validate import ContractResult
+from kit.report import Section, Table, table_text, write_page
 
 COLUMNS = ("#", "expectation", "column", "expected", "observed", "unexpected %", "examples")
 
@@ -24,42 +23,27 @@ def rows(result: ContractResult, only_failed: bool = True) -> list[tuple[str, ..
 
 
 def text_table(result: ContractResult) -> str:
-    """A plain table of the failed expectations (wraps nothing; fine in CI logs)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    verdict = "PASSED" if result.success else f"FAILED ({len(result.failed)} of {len(result.outcomes)} expectations)"
-    table = Table(title=f"contract {result.contract} on {result.data} ({result.rows} rows): {verdict}",
-                  title_justify="left", show_lines=False)
-    for column in COLUMNS:
-        table.add_column(column, overflow="fold")
-    for row in rows(result):
-        table.add_row(*row)
-    console = Console(width=160, record=True, file=io.StringIO())
-    console.print(table if result.failed else table.title)
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+    """A plain table of the failed expectations (wraps nothing; fine in CI logs); only the
+    verdict line when nothing failed."""
+    title = f"contract {result.contract} on {result.data} ({result.rows} rows): {_verdict(result)}"
+    if not result.failed:
+        return title + "\n"
+    return table_text(Table(COLUMNS, rows(result), title=title))
 
 
 def write_html(result: ContractResult, path: Path) -> Path:
-    style = ("body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
-             ".fail{background:#fde8e8}.pass{background:#e8f7ea}")
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in (*COLUMNS, "result"))
-    body = []
-    for outcome, row in zip(result.outcomes, rows(result, only_failed=False)):
-        cells = "".join(f"<td>{html.escape(c)}</td>" for c in row)
-        verdict = "pass" if outcome.success else "fail"
-        body.append(f'<tr class="{verdict}">{cells}<td>{verdict}</td></tr>')
-    verdict = "passed" if result.success else "FAILED"
-    path.write_text(
-        f"<!doctype html><meta charset=utf-8><title>Contract {html.escape(result.contract)}</title>"
-        f"<style>{style}</style><h1>Contract {verdict}</h1>"
-        f"<p>{html.escape(result.contract)} on {html.escape(result.data)}: {result.rows} rows, "
-        f"{len(result.failed)} of {len(result.outcomes)} expectations failed, {result.seconds:.2f} s</p>"
-        f"<table><tr>{head}</tr>{''.join(body)}</table>",
-        encoding="utf-8",
-    )
-    return path
+    """A standalone page with every expectation, failed ones highlighted."""
+    outcomes = [("pass" if o.success else "fail") for o in result.outcomes]
+    cells = [(*row, verdict) for row, verdict in zip(rows(result, only_failed=False), outcomes)]
+    table = Table((*COLUMNS, "result"), cells, row_classes=outcomes)
+    return write_page(path, f"Contract {result.contract}", [Section(table=table)],
+                      heading=f"Contract {'passed' if result.success else 'FAILED'}",
+                      summary=f"{result.contract} on {result.data}: {result.rows} rows, {len(result.failed)} of "
+                              f"{len(result.outcomes)} expectations failed, {result.seconds:.2f} s")
+
+
+def _verdict(result: ContractResult) -> str:
+    return "PASSED" if result.success else f"FAILED ({len(result.failed)} of {len(result.outcomes)} expectations)"
 
 
 def write_json(result: ContractResult, path: Path) -> Path:

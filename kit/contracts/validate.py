@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit.contracts.data import file_sha256, normalize, read_table
+from kit.contracts.data import normalize, read_table
 from kit.contracts.load import Contract, load_contract
+from kit.files import sha256_file
 
 _GX_LOCK = threading.Lock()  # GX contexts are not documented as thread-safe; steps run in threads
 _IGNORED_KWARGS = {"batch_id", "column", "result_format", "catch_exceptions", "include_config"}
@@ -51,7 +52,7 @@ def check(contract_path: str | Path, data_path: str | Path) -> ContractResult:
     contract = load_contract(contract_path)
     df = read_table(Path(data_path))
     result = validate(contract, df, data_name=str(data_path))
-    result.data_sha256 = file_sha256(Path(data_path))
+    result.data_sha256 = sha256_file(data_path)
     return result
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from kit.files import folder_size
 from kit.gates.base import Gate, GateContext, GateResult
 from kit.gates.registry import register
 
@@ -111,12 +112,6 @@ class ArtifactSize(Gate):
         threshold = f"<= {self.max_bytes} bytes"
         if path is None or not Path(path).exists():
             return self.result(False, None, threshold, f"nothing to measure: {path or 'no promoted model declared'}")
-        size = size_of(Path(path))
+        size = folder_size(path)
         verdict = "within" if size <= self.max_bytes else f"{size - self.max_bytes} bytes over"
         return self.result(size <= self.max_bytes, float(size), threshold, f"{size} bytes, {verdict} the budget")
-
-
-def size_of(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

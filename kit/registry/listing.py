@@ -6,6 +6,7 @@ import datetime as dt
 
 from kit.registry import versions
 from kit.registry.audit import holders
+from kit.report import Table, table_text
 
 
 def _when(ms: int) -> str:
@@ -16,12 +17,12 @@ def overview(registry) -> str:
     models = registry.client.search_registered_models(max_results=1000)
     if not models:
         return "no registered models yet (a pipeline with `promote:` registers one)"
-    lines = [f"{'model':<32} {'versions':>8}  aliases"]
+    rows = []
     for model in sorted(models, key=lambda m: m.name):
         count = len(versions.all_versions(registry.client, model.name))
         aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(versions.aliases(registry.client, model.name).items())) or "-"
-        lines.append(f"{model.name:<32} {count:>8}  {aliases}")
-    return "\n".join(lines)
+        rows.append((model.name, str(count), aliases))
+    return table_text(Table(("model", "versions", "aliases"), rows)).rstrip()
 
 
 def describe(registry, name: str) -> str:
@@ -34,29 +35,32 @@ def describe(registry, name: str) -> str:
     held = {}
     for alias, version in aliases.items():
         held.setdefault(version, []).append(alias)
-    lines = [f"model {name}", "", f"{'version':>7}  {'created (UTC)':<19}  {'gates':<7}  {'promotion':<10}  aliases   pipeline run"]
+    rows, failed = [], []
     for v in found:
         promotion = v.tags.get(versions.PROMOTION_TAG, "-")
         if promotion == "pending":
             promotion = "INTERRUPTED"
         forced = " (forced)" if v.tags.get("kit.forced") == "true" else ""
-        lines.append(f"{v.version:>7}  {_when(v.created_ms):<19}  {v.gates:<7}  {promotion:<10}  "
-                     f"{', '.join(held.get(v.version, [])) or '-':<8}  {v.tags.get('kit.pipeline_run_id', '-')}{forced}")
-        failed = [f"{k[len('kit.gate.'):]}: {t}" for k, t in sorted(v.tags.items())
-                  if k.startswith("kit.gate.") and t.startswith("failed")]
-        for item in failed:
-            lines.append(f"{'':>9}failed gate {item}")
+        rows.append((v.version, _when(v.created_ms), v.gates, promotion, ", ".join(held.get(v.version, [])) or "-",
+                     v.tags.get("kit.pipeline_run_id", "-") + forced))
+        failed += [f"  v{v.version} failed gate {k[len('kit.gate.'):]}: {t}" for k, t in sorted(v.tags.items())
+                   if k.startswith("kit.gate.") and t.startswith("failed")]
+    columns = ("version", "created (UTC)", "gates", "promotion", "aliases", "pipeline run")
+    lines = [f"model {name}", "", table_text(Table(columns, rows)).rstrip(), *failed]
     if any(v.tags.get(versions.PROMOTION_TAG) == "pending" for v in found):
         lines.append("\nINTERRUPTED: a promotion stopped midway; the next promote, rollback or pipeline run "
                      "for that alias repairs it")
 
     events = registry.audit.events(name)
     lines.append("")
-    lines.append("history" if events else "history: no promotions yet")
-    for e in events:
-        arrow = f"{'v' + e.from_version if e.from_version else '(none)'} -> v{e.to_version}"
-        forced = " FORCED" if e.forced else ""
-        lines.append(f"  {_when(e.time_ms)}  {e.alias:<16} {e.action:<8}{forced} {arrow:<14} by {e.user}: {e.reason}")
+    if events:
+        history = [(_when(e.time_ms), e.alias, e.action + (" FORCED" if e.forced else ""),
+                    f"{'v' + e.from_version if e.from_version else '(none)'} -> v{e.to_version}", e.user, e.reason)
+                   for e in events]
+        lines.append(table_text(Table(("time (UTC)", "alias", "action", "move", "by", "reason"), history,
+                                      title="history")).rstrip())
+    else:
+        lines.append("history: no promotions yet")
     for alias, version in sorted(aliases.items()):
         stack = holders(registry.audit.events(name, alias))
         if stack and stack[-1] != version:

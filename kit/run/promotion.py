@@ -3,7 +3,6 @@ if every gate passed, move the target alias (with an audit event)."""
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import tempfile
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.gates import Champion, GateContext, GateResult, evaluate_all
+from kit.report import Section, Table, table_text, write_page
 
 
 @dataclass
@@ -25,25 +25,15 @@ class Outcome:
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
 
-    def table(self) -> str:
-        import io
-
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title="gates", title_justify="left")
-        for column in ("gate", "result", "figure", "threshold", "detail"):
-            table.add_column(column, overflow="fold")
-        for r in self.results:
-            figure = "" if r.figure is None else f"{r.figure:.6g}"
-            table.add_row(r.name, "pass" if r.passed else "FAIL", figure, r.threshold, r.detail)
-        console = Console(width=160, record=True, file=io.StringIO())
-        console.print(table)
-        return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+    def table(self) -> Table:
+        return Table(("gate", "result", "figure", "threshold", "detail"),
+                     [(r.name, "pass" if r.passed else "FAIL", "" if r.figure is None else f"{r.figure:.6g}",
+                       r.threshold, r.detail) for r in self.results],
+                     title="gates", row_classes=["pass" if r.passed else "fail" for r in self.results])
 
     def report(self) -> str:
         failed = [r for r in self.results if not r.passed]
-        lines = [self.table().rstrip()]
+        lines = [table_text(self.table()).rstrip()]
         if failed:
             lines.append(f"{len(failed)} gate(s) failed: {', '.join(r.name for r in failed)}")
         lines.extend(self.notes)
@@ -133,15 +123,8 @@ def _log_gates(tracker, run_id: str, outcome: Outcome) -> None:
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "gates.json"
         report.write_text(json.dumps([r.to_dict() for r in outcome.results], indent=2))
-        page = Path(folder) / "gates.html"
-        rows = "".join(
-            f"<tr class={'pass' if r.passed else 'fail'}><td>{html.escape(r.name)}</td><td>{'pass' if r.passed else 'FAIL'}</td>"
-            f"<td>{'' if r.figure is None else f'{r.figure:.6g}'}</td><td>{html.escape(r.threshold)}</td>"
-            f"<td>{html.escape(r.detail)}</td></tr>" for r in outcome.results)
-        page.write_text("<!doctype html><meta charset=utf-8><title>Gates</title><style>body{font-family:sans-serif}"
-                        "td,th{border:1px solid #ccc;padding:4px 8px}.fail{background:#fde8e8}.pass{background:#e8f7ea}"
-                        f"</style><h1>Gates: {'passed' if outcome.passed else 'FAILED'}</h1><table><tr><th>gate</th>"
-                        f"<th>result</th><th>figure</th><th>threshold</th><th>detail</th></tr>{rows}</table>")
+        page = write_page(Path(folder) / "gates.html", "Gates", [Section(table=outcome.table())],
+                          heading=f"Gates: {'passed' if outcome.passed else 'FAILED'}")
         client.log_artifact(run_id, str(report), "gates")
         client.log_artifact(run_id, str(page), "gates")
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
+from kit.files import sha256_file
 from kit.project import lock_file
 
 
@@ -28,7 +28,7 @@ def git_dirty(root: Path) -> bool | None:
 
 def lock_hash(root: Path) -> str | None:
     path = lock_file(root)
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return sha256_file(path) if path.is_file() else None
 
 
 def tags(root: Path) -> dict[str, str]:

@@ -11,9 +11,10 @@ import pytest
 
 from kit.examples import ad_logs
 from kit.features import FeatureSpec, bucketized, categorical, numeric
+from kit.features.rows import request_rows
 from kit.targets.edge import write_bundle
 from kit.targets.edge.lightgbm import export_booster
-from kit.targets.edge.node import bridge, raw_rows
+from kit.targets.edge.node import bridge
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +46,7 @@ def test_every_transform_agrees_between_python_and_node(tmp_path):
     assert missing["user_ctr_7d"] > 0 and missing["time_on_site_s"] > 0 and missing["session_depth"] > 0
 
     expected = spec.transform(rows)
-    answered = bridge(bundle, raw_rows(rows, spec.input_names))
+    answered = bridge(bundle, request_rows(rows, spec.input_names))
     got = np.array([[np.nan if v is None else v for v in vector] for vector in answered["features"]], dtype=np.float64)
     assert got.shape == expected.shape == (len(rows), spec.width)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))

@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 
 from kit.features import FeatureSpec, categorical, numeric
+from kit.features.rows import request_rows
 from kit.targets.edge import read_bundle, write_bundle
 from kit.targets.edge.gates import python_outputs
 from kit.targets.edge.lightgbm import LightgbmError, dump_to_model_string, export_booster, lightgbm_predict
-from kit.targets.edge.node import bridge, raw_rows
+from kit.targets.edge.node import bridge
 
 lgb = pytest.importorskip("lightgbm")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -107,7 +108,7 @@ def run_edge(tmp_path: Path, data, booster, *, task: str, labels: list[str], nam
     spec = data["spec"]
     rows_frame = edge_rows(data["test"], booster)
     features = spec.transform(rows_frame[spec.input_names])
-    answered = bridge(bundle, raw_rows(rows_frame, spec.input_names))
+    answered = bridge(bundle, request_rows(rows_frame, spec.input_names))
     assert all(o is not None for o in answered["outputs"]), [p for p in answered["predictions"] if "error" in p][:3]
     # The edge saw exactly the Python feature vectors (NaN <-> null).
     edge_features = np.array([[np.nan if v is None else v for v in row] for row in answered["features"]])

@@ -19,7 +19,6 @@ A bundle holds exactly the files its manifest lists; `read_bundle` refuses any o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from kit.errors import StepFailure
+from kit.files import folder_size, sha256_file
 from kit.features.spec import FeatureSpec, FeatureSpecError, Range, load_spec
 from kit.targets.edge.convert import ConversionError, TfjsModelInfo, read_tfjs_model, staged_folder
 
@@ -84,11 +84,6 @@ class Manifest(_Model):
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json", exclude_none=True), indent=2, allow_nan=False) + "\n"
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -299,7 +294,7 @@ def bundle_size(bundle_dir: str | Path) -> int:
     bundle = Path(bundle_dir)
     if not bundle.is_dir():
         raise BundleError(f"{bundle}: bundle folder not found")
-    return sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
+    return folder_size(bundle)
 
 
 def set_bundle_version(bundle_dir: str | Path, version: str | int) -> Manifest:

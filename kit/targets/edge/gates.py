@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from kit.gates import Gate, GateContext, GateResult, StepOutput
+from kit.stats import DEFINITION
 
 
 class _EdgeGate(Gate):
@@ -27,14 +28,14 @@ class _EdgeGate(Gate):
     def _inputs(self, context: GateContext):
         from kit.contracts.data import read_table
         from kit.features import load_spec
+        from kit.features.rows import request_rows
         from kit.targets.edge import read_bundle
-        from kit.targets.edge.node import raw_rows
 
         bundle, rows_path = self.bundle.path(context), self.rows.path(context)
         manifest = read_bundle(bundle)
         spec = load_spec(bundle / "feature_spec.json")
         frame = read_table(rows_path).head(self.max_rows)
-        return bundle, manifest, spec, frame, raw_rows(frame, spec.input_names)
+        return bundle, manifest, spec, frame, request_rows(frame, spec.input_names)
 
 
 class EdgeParity(_EdgeGate):
@@ -90,7 +91,7 @@ class EdgeLatency(_EdgeGate):
         each = ", ".join(f"{r['p99']:.3f}" for r in rounds)
         return self.result(passed, p99, f"p99 <= {self.p99_ms:g} ms",
                            f"{self.rounds} rounds of {self.calls} single-row calls in Node after {self.warmup} warm-up "
-                           f"calls: p50 {p50:.3f} ms, p99 {p99:.3f} ms (median of {each})")
+                           f"calls: p50 {p50:.3f} ms, p99 {p99:.3f} ms (median of {each}; p50, p99: {DEFINITION})")
 
 
 @contextlib.contextmanager

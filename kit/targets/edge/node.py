@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -40,11 +39,3 @@ def bridge(bundle: Path, rows: list[dict[str, Any]], bench: int = 0, warmup: int
         raise NodeError(f"the edge runtime could not run bundle {bundle}: {done.stderr.strip() or done.returncode}")
     return json.loads(done.stdout)
 
-
-def raw_rows(frame, columns: list[str]) -> list[dict[str, Any]]:
-    """DataFrame rows as request bodies: missing values are left out, as a client would."""
-    rows = []
-    for record in frame[columns].to_dict(orient="records"):
-        rows.append({k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()
-                     if not (v is None or (isinstance(v, float) and math.isnan(v)))})
-    return rows

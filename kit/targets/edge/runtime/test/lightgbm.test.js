@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createHandlerFromLoader, memoryLoader, loadBundle, createPredictor, modelKinds } from "../src/index.js";
 import { compileLightgbm, parseObjective, K_ZERO_THRESHOLD } from "../src/models/lightgbm.js";
 import { handDump, HAND_ROWS, multiclassDump, randomDump, lightgbmBundleFiles } from "../test-support/lightgbm-fixtures.js";
+import { DEFINITION, percentile } from "../src/node/stats.js";
 
 const sigmoid = (s, k = 1) => 1 / (1 + Math.exp(-k * s));
 
@@ -148,8 +149,7 @@ test("latency: single-row predict, 100 trees x 31 leaves x 24 features (printed,
       fn(i);
       times[i] = performance.now() - a;
     }
-    times.sort();
-    return { p50: times[Math.floor(n * 0.5)], p99: times[Math.floor(n * 0.99)] };
+    return { p50: percentile(times, 50), p99: percentile(times, 99) };
   };
   const one = [null];
   const predictOne = (i) => { one[0] = rows[i & 255]; return m.predict(one, 24); };
@@ -168,9 +168,8 @@ test("latency: single-row predict, 100 trees x 31 leaves x 24 features (printed,
     await (await h(new Request("http://x/predict", { method: "POST", body: bodies[i & 63] }))).text();
     if (i >= 5000) times.push(performance.now() - a);
   }
-  times.sort((x, y) => x - y);
   const f = (x) => `${(x * 1000).toFixed(1)} us`;
   console.log(`lightgbm-json 100 trees x 31 leaves x 24 features: compile ${compileMs.toFixed(2)} ms; ` +
     `predict single row p50 ${f(direct.p50)}, p99 ${f(direct.p99)}; batched ${f(perRowBatch)}/row; ` +
-    `through the handler (POST JSON) p50 ${f(times[times.length >> 1])}, p99 ${f(times[Math.floor(times.length * 0.99)])}`);
+    `through the handler (POST JSON) p50 ${f(percentile(times, 50))}, p99 ${f(percentile(times, 99))} (${DEFINITION})`);
 });

@@ -8,12 +8,14 @@
 //          "probabilities"} | {"error", "field"}], "latency_ms": {...}}   (one JSON document)
 // features: the spec's vectors (NaN -> null); outputs: the raw model outputs (float32 as numbers);
 // latency_ms (with --bench N [--warmup W, default 3000]): single-row handler latency (a JSON row)
-// over N calls after W warm-up calls; cold_p99 is the p99 of the warm-up calls.
+// over N calls after W warm-up calls; cold_p99 is the p99 of the warm-up calls. Percentiles are
+// nearest-rank (stats.js, the same rule as kit/stats.py); `definition` names it.
 import { readFileSync } from "node:fs";
 import { compileSpec } from "../features.js";
 import { RequestError } from "../errors.js";
 import { createHandlerFromLoader } from "../handler.js";
 import { fsLoader } from "./fsLoader.js";
+import { DEFINITION, percentile } from "./stats.js";
 
 function parseArgs(argv) {
   const o = { bundle: null, rejectOutOfRange: false, bench: 0, warmup: 3000 };
@@ -30,8 +32,6 @@ function parseArgs(argv) {
   if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new Error("--warmup needs a non-negative integer");
   return o;
 }
-
-const quantile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
@@ -76,9 +76,7 @@ async function main() {
     for (let i = 0; i < opts.warmup; i++) cold.push(await call(i));
     const times = [];
     for (let i = 0; i < opts.bench; i++) times.push(await call(i));
-    times.sort((a, b) => a - b);
-    cold.sort((a, b) => a - b);
-    out.latency_ms = { n: times.length, warmup: cold.length, p50: quantile(times, 0.5), p90: quantile(times, 0.9), p99: quantile(times, 0.99), max: times[times.length - 1], mean: times.reduce((a, b) => a + b, 0) / times.length, cold_p99: cold.length ? quantile(cold, 0.99) : null };
+    out.latency_ms = { n: times.length, warmup: cold.length, definition: DEFINITION, p50: percentile(times, 50), p90: percentile(times, 90), p99: percentile(times, 99), max: percentile(times, 100), mean: times.reduce((a, b) => a + b, 0) / times.length, cold_p99: cold.length ? percentile(cold, 99) : null };
   }
   process.stdout.write(JSON.stringify(out) + "\n");
 }
