@@ -70,6 +70,10 @@ class PromoteSpec(BaseModel):
 class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    extends: str | None = Field(
+        default=None,
+        description="pipeline file this one builds on, relative to this file: its steps are kept, a step of "
+                    "the same name is replaced, new steps are added, other keys except `name` are inherited")
     name: str = Field(pattern=NAME_PATTERN, description="pipeline name; also the MLflow experiment name")
     model: str = Field(min_length=1, description="registered model name this pipeline produces")
     description: str = ""
