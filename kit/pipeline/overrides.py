@@ -40,7 +40,7 @@ def parse_overrides(pairs: list[str]) -> Overrides:
         if not sep or not dot or not step or not param:
             raise SpecError(f"-p {pair!r}: expected STEP.PARAM=VALUE, for example -p train.epochs=5")
         values.setdefault(step, {})[param] = params.parse_cli_value(value)
-        written[(step, param)] = f"-p {params.short(pair)}"
+        written[(step, param)] = f"-p {params.cut(pair)}"
     return Overrides(values, lambda step=None, param=None, *rest: written.get((step, param), "-p"))
 
 
