@@ -15,8 +15,11 @@ from pathlib import Path, PurePath
 
 def outside_root(root: Path, base: Path, written: str) -> str | None:
     """Why `written` (relative to the folder `base`) is not inside `root`, or None if it is."""
-    if "\0" in written:
-        return "is not a valid path (it holds a NUL character)"
+    try:
+        if "\0" in os.fsdecode(os.fsencode(written)):
+            return "is not a valid path (it holds a NUL character)"
+    except UnicodeError:
+        return "is not a valid path (it holds characters no file name can)"
     if PurePath(written).is_absolute() or written.startswith("~"):
         return "must be relative, not absolute"
     root = Path(os.path.abspath(root))

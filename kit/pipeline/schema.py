@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 REFERENCE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_]*$"
@@ -53,6 +53,16 @@ class StepSpec(BaseModel):
         return value
 
 
+def _gate_type(config: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(config.get("type"), str):
+        raise ValueError("a gate needs a `type`, a name such as metric_threshold")
+    return config
+
+
+# A gate's own keys are checked by its type (kit.gates); here only that it names one.
+GateConfig = Annotated[dict[str, Any], AfterValidator(_gate_type)]
+
+
 class SourceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -80,7 +90,7 @@ class PipelineSpec(BaseModel):
     kernel: str = Field(default="kit", description="Jupyter kernel every step runs in")
     timeout: float = Field(default=3600, gt=0, description="default per-step timeout in seconds")
     steps: list[StepSpec] = Field(min_length=1)
-    gates: list[dict[str, Any]] = Field(default_factory=list, description="model gates, checked after every step")
+    gates: list[GateConfig] = Field(default_factory=list, description="model gates, checked after every step")
     promote: PromoteSpec | list[PromoteSpec] | None = Field(
         default=None, description="register the model and move an alias (one per target) when every gate passes")
 

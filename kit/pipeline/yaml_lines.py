@@ -37,18 +37,62 @@ def _reader() -> YAML:
     return reader
 
 
+MAX_CHARS = 1_000_000  # no pipeline or parameter file is this long; parsing one takes seconds
+MAX_FLOW_DEPTH = 100  # ruamel's scanner slows down quadratically with [ { nesting (3000 levels: 17 s)
+
+
 def parse(text: str) -> tuple[Any, Node | None]:
     """`text` as plain data and as the node tree that knows line numbers; YamlProblem if it is not YAML."""
+    if len(text) > MAX_CHARS:
+        raise YamlProblem(f"too long to be a pipeline or parameter file ({len(text):,} characters; "
+                          f"the limit is {MAX_CHARS:,})")
+    depth = _flow_depth(text)
+    if depth > MAX_FLOW_DEPTH:
+        raise YamlProblem(f"nested too deeply ({depth} levels of [ or {{; the limit is {MAX_FLOW_DEPTH})")
     try:
-        return _reader().load(text), _reader().compose(text)
+        reader = _reader()
+        node = reader.compose(text)  # one parse: the data is built from the same node tree
+        _refuse_surrogates(node)
+        return (reader.constructor.construct_document(node) if node is not None else None), node
+    except YamlProblem:
+        raise
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise YamlProblem(f"not valid YAML: {problem}", mark.line + 1 if mark else None) from None
     except RecursionError:
-        raise YamlProblem("not valid YAML here: nested too deeply") from None
+        raise YamlProblem("nested too deeply to read") from None
     except ValueError as exc:  # e.g. an integer longer than Python converts (4300 digits)
-        raise YamlProblem(f"not valid YAML here: {exc}") from None
+        raise YamlProblem(f"not a value we can read: {exc}") from None
+
+
+def _refuse_surrogates(root: Node | None) -> None:
+    """A "\\ud800" escape makes a lone surrogate: not a character, and no file name or terminal takes it."""
+    seen, stack = set(), [root] if root is not None else []
+    while stack:  # aliases share nodes: visit each once, however often it is referred to
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            stack.extend(part for pair in node.value for part in pair)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node.value, str) and any("\ud800" <= char <= "\udfff" for char in node.value):
+            raise YamlProblem("a lone surrogate escape (\\ud800-\\udfff) is not a character",
+                              node.start_mark.line + 1)
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of [ and { (counted on the raw text, quotes included: a bound, not a parse)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}" and depth:
+            depth -= 1
+    return deepest
 
 
 def parse_value(text: str) -> Any:
