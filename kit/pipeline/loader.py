@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from kit.errors import SpecError
 from kit.pipeline import parameters as params
 from kit.pipeline.extends import Merged, merge, read_chain
-from kit.pipeline.overrides import Overrides, load_params_file, parse_overrides, where_of
+from kit.pipeline.overrides import Overrides, where_of
 from kit.pipeline.paths import outside_root
 from kit.pipeline.schema import PipelineSpec, StepSpec
 

@@ -17,10 +17,13 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 
 class _Constructor(SafeConstructor):
-    """The safe constructor, with timestamps left as the text that was written."""
+    """The safe constructor, with timestamps left as the text that was written, and only plain
+    data: strings, numbers, booleans, null, lists and mappings (no !!binary, !!set, !!omap)."""
 
 
 _Constructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
+for _tag in ("binary", "set", "omap", "pairs"):
+    _Constructor.add_constructor(f"tag:yaml.org,2002:{_tag}", SafeConstructor.construct_undefined)
 
 
 class YamlProblem(ValueError):

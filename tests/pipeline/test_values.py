@@ -158,3 +158,11 @@ def test_params_file_problems_name_the_file_and_line(tmp_path):
 def test_duplicate_keys_in_a_pipeline_file_are_refused(demo):
     text = PIPELINE + "    parameters: {epochs: 5}\n    parameters: {epochs: 6}\n"
     assert "pipelines/p.yaml:7: not valid YAML: found duplicate key" in refused(demo, text=text)
+
+
+def test_values_are_plain_data(tmp_path):
+    params = tmp_path / "params.yaml"
+    for tagged in ("!!binary aGVsbG8=", "!!set {a, b}", "!!omap [a: 1]", "!python/object:os.system x"):
+        params.write_text(f"train:\n  label: {tagged}\n")
+        with pytest.raises(SpecError, match=r"params.yaml:2: not valid YAML: could not determine a constructor"):
+            load_params_file(params)
