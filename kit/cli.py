@@ -14,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     def pipeline_args(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("pipeline", type=Path, help="pipeline file, e.g. pipelines/iris.yaml")
         sub.add_argument("-p", "--param", action="append", default=[], metavar="STEP.PARAM=VALUE",
-                         help="override a notebook parameter (repeatable); VALUE is read as YAML 1.2: 5, 0.1, 1e-3, true, [16, 8]; yes, 017 (17) and dates stay what they look like")
+                         help="override a notebook parameter (repeatable); VALUE is read as YAML 1.2: 5, 017 (17), "
+                              "1e-3, true, [16, 8]; yes, no and dates stay strings")
         sub.add_argument("--params", type=Path, metavar="FILE.yaml",
                          help="overrides from a file: {step: {param: value}}; -p wins over it")
 
