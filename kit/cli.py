@@ -14,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     def pipeline_args(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("pipeline", type=Path, help="pipeline file, e.g. pipelines/iris.yaml")
         sub.add_argument("-p", "--param", action="append", default=[], metavar="STEP.PARAM=VALUE",
-                         help="override a notebook parameter (repeatable); VALUE is read as YAML: 5, 0.1, true, text")
+                         help="override a notebook parameter (repeatable); VALUE is read as YAML 1.2: 5, 017 (17), "
+                              "1e-3, true, [16, 8]; yes, no and dates stay strings")
         sub.add_argument("--params", type=Path, metavar="FILE.yaml",
                          help="overrides from a file: {step: {param: value}}; -p wins over it")
 
@@ -99,18 +100,29 @@ def _load(args):
 
 
 def cmd_validate(args) -> int:
+    from kit.pipeline.parameters import short
+
     plan, _ = _load(args)
     pipeline = plan.pipeline
     print(f"{pipeline.path.name}: OK, {len(pipeline.steps)} steps in order: {' -> '.join(pipeline.steps)}")
+    if len(pipeline.files) > 1:
+        print(f"  merged from {' <- '.join(_relative(f, pipeline.root) for f in pipeline.files)} (extends)")
     for step in pipeline.steps.values():
-        shown = ", ".join(f"{k}={v!r}" for k, v in step.parameters.items()) or "defaults"
-        print(f"  {step.name}: {step.spec.notebook} ({shown})")
+        shown = ", ".join(f"{k}={short(v)}" for k, v in step.parameters.items()) or "defaults"
+        print(f"  {step.name}: {step.spec.notebook} ({shown})  [from {step.defined_at}]")
     for gate in plan.gates:
         print(f"  gate {gate.label} ({gate.type})")
     for promotion in pipeline.spec.promotions:
         print(f"  promotes {pipeline.spec.model} ({promotion.source.step}.{promotion.source.output}) "
               f"to alias {promotion.alias!r} when every gate passes")
     return 0
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def cmd_run(args) -> int:

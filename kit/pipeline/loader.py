@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import graphlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 from pydantic import ValidationError
 
 from kit.errors import SpecError
 from kit.pipeline import parameters as params
+from kit.pipeline.extends import Merged, merge, read_chain
+from kit.pipeline.overrides import Overrides, where_of
+from kit.pipeline.paths import outside_root
 from kit.pipeline.schema import PipelineSpec, StepSpec
-from kit.pipeline.yaml_lines import line_of, load_with_nodes
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Step:
     outputs: dict[str, str]  # notebook parameter -> name inside the step's folder
     needs: tuple[str, ...]  # explicit needs plus the steps its inputs come from
     timeout: float
+    defined_at: str = ""  # "file:line" of the step in the pipeline file that defines it (maybe a parent)
 
     @property
     def name(self) -> str:
@@ -34,11 +37,12 @@ class Step:
 @dataclass(frozen=True)
 class Pipeline:
     spec: PipelineSpec
-    path: Path
+    path: Path  # the file given, absolute
     root: Path
     steps: dict[str, Step]  # in dependency order
-    text: str = field(repr=False)
+    text: str = field(repr=False)  # of the file given
     where: Callable[..., str] = field(repr=False, default=lambda *location: "")  # "file:line" of a key path
+    files: tuple[Path, ...] = ()  # every file merged through `extends`, the first ancestor first, `path` last
 
     @property
     def name(self) -> str:
@@ -54,35 +58,6 @@ class Pipeline:
         return found
 
 
-Overrides = dict[str, dict[str, Any]]  # step -> parameter -> value
-
-
-def parse_overrides(pairs: list[str]) -> Overrides:
-    """`-p STEP.PARAM=VALUE` options into {step: {param: value}}."""
-    overrides: Overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        step, dot, param = key.strip().partition(".")
-        if not sep or not dot or not step or not param:
-            raise SpecError(f"-p {pair!r}: expected STEP.PARAM=VALUE, for example -p train.epochs=5")
-        overrides.setdefault(step, {})[param] = params.parse_cli_value(value)
-    return overrides
-
-
-def load_params_file(path: Path) -> Overrides:
-    """`--params FILE.yaml`: a mapping of step name to a mapping of parameter values."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SpecError(f"--params {path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"--params {path}: not valid YAML: {exc}") from None
-    data = data or {}
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise SpecError(f"--params {path}: expected a mapping of step name to parameters, e.g. 'train: {{epochs: 5}}'")
-    return data
-
-
 def load(
     path: str | Path,
     root: Path | None = None,
@@ -92,26 +67,19 @@ def load(
     """Read, validate and order a pipeline. Raises SpecError listing every problem found."""
     from kit.project import find_root
 
-    path = Path(path).resolve()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read pipeline file: {exc.strerror}") from None
+    path = Path(os.path.abspath(path))  # links not resolved: `extends` and the root are judged as written
     root = root or find_root(path.parent)
-    shown = _shown(path, root)
-    data, node = load_with_nodes(text, shown)
-    if not isinstance(data, dict):
-        raise SpecError(f"{shown}: a pipeline file is a mapping with name, model and steps")
+    sources = read_chain(path, root)
+    merged = merge(sources)
     try:
-        spec = PipelineSpec.model_validate(data)
+        spec = PipelineSpec.model_validate(merged.data)
     except ValidationError as exc:
-        raise SpecError(_schema_message(exc, node, shown)) from None
+        raise SpecError(_schema_message(exc, merged)) from None
 
     problems: list[str] = []
 
     def problem(location: tuple, message: str) -> None:
-        line = line_of(node, location)
-        problems.append(f"{shown}:{line}: {message}" if line else f"{shown}: {message}")
+        problems.append(f"{merged.where(*location)}: {message}")
 
     names = [s.name for s in spec.steps]
     for index, step in enumerate(spec.steps):
@@ -139,7 +107,9 @@ def load(
             if param not in step.inputs and param not in step.outputs:
                 problem(("steps", index, "contracts", param),
                         f"step {step.name!r}: contract for {param!r}, which is neither an input nor an output of the step")
-            elif not (root / contract).is_file():
+            elif why := outside_root(root, root, contract):
+                problem(("steps", index, "contracts", param), f"step {step.name!r}: contract file {contract} {why}")
+            elif not _is_file(root / contract):
                 problem(("steps", index, "contracts", param), f"step {step.name!r}: contract file {contract} not found")
         both = set(step.inputs) & set(step.outputs)
         if both:
@@ -168,15 +138,20 @@ def load(
     for layer in overrides:
         for step_name in layer:
             if step_name not in by_name:
-                problems.append(f"parameter override for unknown step {step_name!r} (steps: {', '.join(names)})")
+                problems.append(f"{where_of(layer, step_name)}: parameter override for unknown step "
+                                f"{params.short(step_name)} (steps: {', '.join(names)})")
 
     steps: dict[str, Step] = {}
     for name in order:
         index = names.index(name)
         spec_step = by_name[name]
-        notebook = (root / spec_step.notebook).resolve()
         where = ("steps", index, "notebook")
-        if not notebook.is_file():
+        why = outside_root(root, root, spec_step.notebook)
+        if why:
+            problem(where, f"step {name!r}: notebook {spec_step.notebook} {why}")
+            continue
+        notebook = (root / spec_step.notebook).resolve()
+        if not _is_file(notebook):
             problem(where, f"step {name!r}: notebook {spec_step.notebook} not found (paths are relative to {root})")
             continue
         try:
@@ -185,10 +160,11 @@ def load(
                                "(in JupyterLab: select the cell, open the property inspector, add the tag 'parameters')")
                 continue
             declared = params.declared_parameters(notebook)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, RecursionError) as exc:
             problem(where, f"step {name!r}: cannot read notebook {spec_step.notebook}: {exc}")
             continue
-        values = _check_values(spec_step, index, declared, overrides, problem)
+        values = _check_values(spec_step, index, declared, overrides, problem,
+                               lambda where, message: problems.append(f"{where}: {message}"))
         steps[name] = Step(
             spec=spec_step,
             notebook=notebook,
@@ -197,17 +173,26 @@ def load(
             outputs=dict(spec_step.outputs),
             needs=tuple(sorted(graph[name])),
             timeout=spec_step.timeout or spec.timeout,
+            defined_at=merged.where("steps", index),
         )
 
     if check_kernel:
         _check_kernel(spec.kernel, problem)
     if problems:
         raise SpecError("\n".join(problems))
-    return Pipeline(spec=spec, path=path, root=root, steps=steps, text=text,
-                    where=lambda *location: f"{shown}:{line_of(node, location)}")
+    return Pipeline(spec=spec, path=path, root=root, steps=steps, text=sources[-1].text,
+                    where=merged.where, files=tuple(source.path for source in sources))
 
 
-def _check_values(step: StepSpec, index: int, declared: dict, overrides: list[Overrides], problem) -> dict[str, Any]:
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system
+        return False
+
+
+def _check_values(step: StepSpec, index: int, declared: dict, overrides: list[Overrides], problem,
+                  problem_at) -> dict[str, Any]:
     known = list(declared)
     for param in [*step.inputs, *step.outputs]:
         if param not in declared:
@@ -217,20 +202,25 @@ def _check_values(step: StepSpec, index: int, declared: dict, overrides: list[Ov
     managed = set(step.inputs) | set(step.outputs)
 
     values: dict[str, Any] = {}
-    layers = [("the pipeline file", step.parameters), *[(f"override", layer.get(step.name, {})) for layer in overrides]]
-    for origin, given in layers:
+    layers = [(None, step.parameters), *[(layer, layer.get(step.name, {})) for layer in overrides]]
+    for layer, given in layers:
         for param, value in given.items():
-            location = ("steps", index, "parameters", param)
-            label = f"step {step.name!r}, parameter {param!r}" + ("" if origin == "the pipeline file" else f" (set by {origin})")
+            label = f"step {step.name!r}, parameter {params.short(param)}"
+            if layer is None:
+                def report(message: str, param=param) -> None:
+                    problem(("steps", index, "parameters", param), message)
+            else:
+                def report(message: str, layer=layer, param=param) -> None:
+                    problem_at(where_of(layer, step.name, param), message)
             if param not in declared:
-                problem(location, f"{label}: {step.notebook} has no such parameter ({params.suggest(param, known)})")
+                report(f"{label}: {step.notebook} has no such parameter ({params.suggest(param, known)})")
             elif param in managed:
-                problem(location, f"{label}: this path is set by the runner from the step's inputs/outputs; do not set it")
+                report(f"{label}: this path is set by the runner from the step's inputs/outputs; do not set it")
             else:
                 try:
                     values[param] = params.coerce(value, declared[param])
                 except TypeError as exc:
-                    problem(location, f"{label}: {exc}")
+                    report(f"{label}: {exc}")
     return values
 
 
@@ -243,25 +233,19 @@ def _check_kernel(kernel: str, problem) -> None:
         problem(("kernel",), f"Jupyter kernel {kernel!r} is not installed; run `make setup` to register it")
 
 
-def _schema_message(exc: ValidationError, node, shown: str) -> str:
+def _schema_message(exc: ValidationError, merged: Merged) -> str:
     lines = []
     for error in exc.errors():
         location = tuple(error["loc"])
-        line = line_of(node, location)
         dotted = ".".join(str(p) for p in location) or "(top level)"
         if error["type"] == "extra_forbidden":
-            message = f"unknown key {location[-1]!r}"
+            message = f"unknown key {params.short(location[-1])}"
             dotted = ".".join(str(p) for p in location[:-1]) or "(top level)"
         elif error["type"] == "missing":
             message = "required key is missing"
+            if location == ("name",) and len(merged.sources) > 1:
+                message += " (a file that extends another names its own pipeline)"
         else:
             message = error["msg"]
-        lines.append(f"{shown}:{line}: {dotted}: {message}" if line else f"{shown}: {dotted}: {message}")
+        lines.append(f"{merged.where(*location)}: {params.cut(dotted)}: {message}")
     return "\n".join(lines)
-
-
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)

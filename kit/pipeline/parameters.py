@@ -9,12 +9,14 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+_SHORT = reprlib.Repr()  # error messages quote what was typed, cut to one line
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6
 _UNKNOWN = object()  # a default that is an expression, not a literal: any value is accepted
 
 
@@ -52,33 +54,83 @@ def declared_parameters(notebook: Path) -> dict[str, Declared]:
 
 
 def parse_cli_value(text: str) -> Any:
-    """`-p step.epochs=30` gives int 30, `=0.1` a float, `=true` a bool, anything else a string."""
-    try:
-        return yaml.safe_load(text) if text.strip() else text
-    except yaml.YAMLError:
-        return text
+    """`-p step.epochs=30` gives int 30, `=0.1` a float, `=true` a bool, `=yes` the string 'yes',
+    `=017` the int 17, `=[16, 8]` a list (YAML 1.2 core schema); anything else a string."""
+    from kit.pipeline.yaml_lines import parse_value
+
+    return parse_value(text)
 
 
 def coerce(value: Any, declared: Declared) -> Any:
     """`value` converted to the default's type, or TypeError saying what was expected."""
     default = declared.default
-    if default is _UNKNOWN or default is None or value is None:
+    if default is _UNKNOWN or default is None:
         return value
+    try:
+        return _fit(value, default, ())
+    except _Mismatch as exc:
+        _, got, at = exc.args
+        got_text = "null (allowed only where the default is None)" if got is None else f"{type(got).__name__} {short(got)}"
+        expected = f"expected {_type_text(default)} like the default {cut(declared.default_source)}"
+        if at:
+            element = "".join(f"[{short(part)}]" for part in at)
+            raise TypeError(f"{expected}, but element {element} is {got_text}") from None
+        raise TypeError(f"{expected}, got {got_text}") from None
+
+
+class _Mismatch(Exception):
+    """(expected type text, the value found, where in the value)"""
+
+
+def _fit(value: Any, default: Any, at: tuple) -> Any:
+    """`value` checked against the type of `default`, and its elements against the default's
+    element type where the default's elements all have one type (`[16, 8]` refuses `[32, "a"]`)."""
     expected = type(default)
+    if value is None:
+        raise _Mismatch(_type_text(default), value, at)  # null only where the default is None
     if expected is bool or isinstance(value, bool):
         if type(value) is expected:
             return value
     elif expected is float and isinstance(value, int):
         return float(value)  # an int where a float is expected is fine
     elif isinstance(value, expected):
+        if isinstance(value, list) and (element := _element(default)) is not _NONE:
+            return [_fit(item, element, (*at, i)) for i, item in enumerate(value)]
+        if isinstance(value, dict) and (element := _element(list(default.values()))) is not _NONE:
+            return {k: _fit(v, element, (*at, k)) for k, v in value.items()}
         return value
-    raise TypeError(
-        f"expected {expected.__name__} like the default {declared.default_source}, "
-        f"got {type(value).__name__} {value!r}"
-    )
+    raise _Mismatch(_type_text(default), value, at)
+
+
+_NONE = object()
+
+
+def _element(items: list) -> Any:
+    """One element standing for all of `items` when they share one type (and none is None), else _NONE."""
+    kinds = {type(item) for item in items}
+    if len(kinds) != 1 or type(None) in kinds:
+        return _NONE
+    return items[0]
+
+
+def _type_text(default: Any) -> str:
+    if isinstance(default, list) and (element := _element(default)) is not _NONE:
+        return f"list of {_type_text(element)}"
+    if isinstance(default, dict) and (element := _element(list(default.values()))) is not _NONE:
+        return f"dict of {_type_text(element)}"
+    return type(default).__name__
+
+
+def cut(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def short(value: Any) -> str:
+    """A repr short enough for one line of an error message, whatever was typed."""
+    return _SHORT.repr(value)
 
 
 def suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
+    close = difflib.get_close_matches(str(name), known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"known parameters: {', '.join(known) or '(none)'}{hint}"

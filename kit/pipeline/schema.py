@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 REFERENCE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_]*$"
@@ -53,6 +53,16 @@ class StepSpec(BaseModel):
         return value
 
 
+def _gate_type(config: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(config.get("type"), str):
+        raise ValueError("a gate needs a `type`, a name such as metric_threshold")
+    return config
+
+
+# A gate's own keys are checked by its type (kit.gates); here only that it names one.
+GateConfig = Annotated[dict[str, Any], AfterValidator(_gate_type)]
+
+
 class SourceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -70,13 +80,17 @@ class PromoteSpec(BaseModel):
 class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    extends: str | None = Field(
+        default=None,
+        description="pipeline file this one builds on, relative to this file: its steps are kept, a step of "
+                    "the same name is replaced, new steps are added, other keys except `name` are inherited")
     name: str = Field(pattern=NAME_PATTERN, description="pipeline name; also the MLflow experiment name")
     model: str = Field(min_length=1, description="registered model name this pipeline produces")
     description: str = ""
     kernel: str = Field(default="kit", description="Jupyter kernel every step runs in")
     timeout: float = Field(default=3600, gt=0, description="default per-step timeout in seconds")
     steps: list[StepSpec] = Field(min_length=1)
-    gates: list[dict[str, Any]] = Field(default_factory=list, description="model gates, checked after every step")
+    gates: list[GateConfig] = Field(default_factory=list, description="model gates, checked after every step")
     promote: PromoteSpec | list[PromoteSpec] | None = Field(
         default=None, description="register the model and move an alias (one per target) when every gate passes")
 
