@@ -6,6 +6,8 @@
 import { compileSpec } from "./features.js";
 import { RequestError, BundleError } from "./errors.js";
 import { buildOpenApi } from "./openapi.js";
+import { loadBundle } from "./bundle.js";
+import { createPredictor } from "./models/index.js";
 
 export const CORS = Object.freeze({
   "access-control-allow-origin": "*",
@@ -250,4 +252,11 @@ export function createApi({ bundle, predictor, rejectOutOfRange = false, maxBody
   }
 
   return { handle, fail, maxBodyBytes, modelInfo, routes: ROUTES, openapi: fixed.openapi };
+}
+
+/** loadBundle + createPredictor + createApi: { bundle, predictor, api }. Throws BundleError. */
+export async function loadApi(loader, options = {}) {
+  const bundle = await loadBundle(loader);
+  const predictor = await createPredictor(bundle);
+  return { bundle, predictor, api: createApi({ ...options, bundle, predictor }) };
 }

@@ -8,9 +8,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { createApi } from "../api.js";
-import { loadBundle } from "../bundle.js";
-import { createPredictor } from "../models/index.js";
+import { loadApi } from "../api.js";
 import { createMetrics } from "./metrics.js";
 import { createHttpServer, JSON_ERROR_HEADERS, METRICS_HEADERS } from "./adapter.js";
 import { fsLoader } from "./fsLoader.js";
@@ -60,9 +58,7 @@ const BUNDLE_FILE_HEADERS = Object.fromEntries(Object.entries(TEXT_TYPES).map(([
 export async function startServer(options) {
   const opts = { port: 8080, host: "127.0.0.1", rejectOutOfRange: false, fallbackUrl: null, bundleInPage: true, maxBodyBytes: 65536, maxBatchRows: 1000, maxHeaderSize: 16384, log: console.log, ...options };
   const loader = fsLoader(opts.bundle);
-  const bundle = await loadBundle(loader);
-  const predictor = await createPredictor(bundle);
-  const api = createApi({ bundle, predictor, rejectOutOfRange: opts.rejectOutOfRange, maxBodyBytes: opts.maxBodyBytes, maxBatchRows: opts.maxBatchRows, onError: (e) => console.error("kit-edge handler error:", e) });
+  const { bundle, predictor, api } = await loadApi(loader, { rejectOutOfRange: opts.rejectOutOfRange, maxBodyBytes: opts.maxBodyBytes, maxBatchRows: opts.maxBatchRows, onError: (e) => console.error("kit-edge handler error:", e) });
   const metrics = createMetrics({ ...api.modelInfo, kind: bundle.manifest.kind });
   // Only files the manifest lists (plus the manifest itself) are ever served from the bundle folder.
   const servable = new Set(["manifest.json", ...Object.keys(bundle.manifest.files)]);
