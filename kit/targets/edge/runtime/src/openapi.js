@@ -16,6 +16,10 @@ const MODEL = { type: "object", required: ["name", "version"], properties: { nam
 const errorResponse = (description) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
 const jsonResponse = (description, ref) => ({ description, content: { "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } } });
 
+// A missing field may also be sent as "" (or null in a body): the feature spec's missing-value
+// strategy applies.
+const EMPTY = { type: "string", maxLength: 0 };
+
 function fieldSchema(input, { rejectOutOfRange, inQuery }) {
   if (input.type === "number") {
     const s = { type: "number" };
@@ -23,7 +27,7 @@ function fieldSchema(input, { rejectOutOfRange, inQuery }) {
       if (Number.isFinite(input.range.min)) s.minimum = input.range.min;
       if (Number.isFinite(input.range.max)) s.maximum = input.range.max;
     }
-    return inQuery ? s : { ...s, nullable: true };
+    return { anyOf: [inQuery ? s : { ...s, nullable: true }, EMPTY] };
   }
   // Categorical: a string (a JSON number is accepted as an id in bodies).
   return inQuery ? { type: "string" } : { anyOf: [{ type: "string" }, { type: "number" }], nullable: true };

@@ -229,7 +229,8 @@ test_("GET /openapi.json describes the routes and the bundle's inputs", async ()
   assert.equal(doc.openapi, "3.0.3");
   assert.deepEqual(Object.keys(doc.paths).sort(), ["/health", "/metadata", "/openapi.json", "/predict"]);
   assert.deepEqual(Object.keys(doc.paths["/predict"]).sort(), ["get", "post"]);
-  assert.deepEqual(doc.paths["/predict"].get.parameters.map((p) => [p.name, p.schema.type]), [["sepal_length", "number"], ["petal_width", "number"], ["color", "string"]]);
+  const type = (schema) => schema.type ?? schema.anyOf[0].type;
+  assert.deepEqual(doc.paths["/predict"].get.parameters.map((p) => [p.name, type(p.schema)]), [["sepal_length", "number"], ["petal_width", "number"], ["color", "string"]]);
   assert.deepEqual(Object.keys(doc.components.schemas.Row.properties), ["sepal_length", "petal_width", "color"]);
   assert.deepEqual(doc.components.schemas.Prediction.properties.prediction.enum, MANIFEST.labels);
 });
