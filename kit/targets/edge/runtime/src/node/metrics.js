@@ -42,15 +42,18 @@ class Histogram {
  * render() -> the text of GET /metrics. `model`: { name, version, kind }.
  */
 export function createMetrics(model) {
-  const requests = new Map(); // "route method status" -> count
+  const requests = new Map(); // route -> method -> status -> count (no per-request key strings)
   const errors = new Map(); // status -> count
   const latency = new Histogram(LATENCY_BUCKETS);
   const batchRows = new Histogram(ROWS_BUCKETS);
   const started = Date.now() / 1000;
 
   function observe(route, method, status, seconds, rows) {
-    const key = route + " " + method + " " + status;
-    requests.set(key, (requests.get(key) || 0) + 1);
+    let byMethod = requests.get(route);
+    if (byMethod === undefined) requests.set(route, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) byMethod.set(method, (byStatus = new Map()));
+    byStatus.set(status, (byStatus.get(status) || 0) + 1);
     if (status >= 400) errors.set(status, (errors.get(status) || 0) + 1);
     latency.observe(seconds);
     if (rows > 0) batchRows.observe(rows);
@@ -67,9 +70,10 @@ export function createMetrics(model) {
       "# HELP kit_edge_requests_total HTTP requests answered, by route, method and status.",
       "# TYPE kit_edge_requests_total counter",
     ];
-    for (const [key, n] of [...requests].sort()) {
-      const [route, method, status] = key.split(" ");
-      out.push(`kit_edge_requests_total${labels({ route, method, status })} ${n}`);
+    for (const [route, byMethod] of [...requests].sort()) {
+      for (const [method, byStatus] of [...byMethod].sort()) {
+        for (const [status, n] of [...byStatus].sort((a, b) => a[0] - b[0])) out.push(`kit_edge_requests_total${labels({ route, method, status })} ${n}`);
+      }
     }
     out.push("# HELP kit_edge_request_errors_total HTTP answers with a 4xx or 5xx status, by status.", "# TYPE kit_edge_request_errors_total counter");
     for (const [status, n] of [...errors].sort((a, b) => a[0] - b[0])) out.push(`kit_edge_request_errors_total${labels({ status })} ${n}`);
