@@ -12,9 +12,9 @@ export const METRICS_HEADERS = Object.freeze({ "content-type": "text/plain; vers
 const SERVER_ROUTES = new Set(["/", "/index.html", "/page.js", "/metrics"]);
 const routeLabel = (path) => (hasOwn(ROUTES, path) || SERVER_ROUTES.has(path) ? path : path.startsWith("/bundle/") ? "/bundle/" : "other");
 
-// Header objects -> flat [name, value, ...] arrays with two trailing slots for content-length,
-// built once per (shared, frozen) header object. writeHead reads the array synchronously, so
-// one array per header object is reused by every response.
+// Header objects -> flat [name, value, ...] arrays, built once per (shared, frozen) header
+// object. writeHead reads the array synchronously, so one array per header object serves every
+// response: content-length is pushed for the call and popped after it.
 const flatHeaders = new WeakMap();
 function headerArray(headers) {
   let flat = flatHeaders.get(headers);
@@ -28,11 +28,14 @@ function headerArray(headers) {
 
 /** Write a whole answer: headers (+ content-length when there is a body) and body. */
 function send(res, status, headers, body) {
-  let flat = headerArray(headers);
+  const flat = headerArray(headers);
   if (body != null) {
     flat.push("content-length", typeof body === "string" ? Buffer.byteLength(body) : body.length);
-    res.writeHead(status, flat);
-    flat.length -= 2;
+    try {
+      res.writeHead(status, flat);
+    } finally {
+      flat.length -= 2;
+    }
   } else {
     res.writeHead(status, flat);
   }
