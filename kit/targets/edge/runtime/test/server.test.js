@@ -162,3 +162,19 @@ test("server.js: GET /metrics counts what was sent, in Prometheus text format", 
   assert.equal(value('kit_edge_model_info{name="fixture-multiclass",version="7",kind="tfjs-graph"}'), 1);
   for (const line of text.split("\n").filter((l) => l && !l.startsWith("#"))) assert.match(line, /^[a-z_]+(\{[^}]*\})? [-+0-9.eInfa]+$/, line);
 });
+
+test("server.js: a client gone mid-upload is counted once as a 400, never a 500, and logs nothing", async (t) => {
+  const srv = await startServerProcess(["--bundle", dir, "--port", "0"]);
+  t.after(() => srv.stop("SIGKILL"));
+  const u = new URL(srv.url);
+  await new Promise((resolve) => {
+    const socket = net.connect(Number(u.port), u.hostname, () => {
+      socket.write('POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n[{"b":');
+      setTimeout(() => { socket.destroy(); resolve(); }, 200);
+    });
+  });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const series = (await (await fetch(`${srv.url}/metrics`)).text()).split("\n").filter((l) => l.startsWith("kit_edge_requests_total"));
+  assert.deepEqual(series, ['kit_edge_requests_total{route="/predict",method="POST",status="400"} 1']);
+  assert.equal(srv.stderr(), "");
+});

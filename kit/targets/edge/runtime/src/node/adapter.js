@@ -2,6 +2,7 @@
 // Request/Response objects, plus JSON answers for requests Node's parser refuses.
 import http from "node:http";
 import { ROUTES } from "../api.js";
+import { RequestError } from "../errors.js";
 
 const hasOwn = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
 
@@ -60,7 +61,8 @@ function readNodeBody(req, limit) {
       chunks.push(chunk);
     });
     req.on("end", () => { if (!over) resolve({ body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), over: false }); });
-    req.on("error", reject);
+    // A client that goes away mid-upload is its own problem, not a server error (no 500, no log).
+    req.on("error", () => reject(new RequestError(null, "the request body was not received completely")));
   });
 }
 
@@ -129,8 +131,9 @@ export function createHttpServer(api, { metrics = null, serveOwn = null, maxBody
   const server = http.createServer({ keepAlive: true, requestTimeout: 30000, headersTimeout: 20000, maxHeaderSize }, onRequest);
   server.keepAliveTimeout = 65000;
   server.on("clientError", (err, socket) => {
-    const pending = socket._httpMessage;
-    if (err.code === "ECONNRESET" || !socket.writable || (pending && pending.headersSent)) {
+    // A request already in the handler (e.g. a client gone mid-upload) is answered and counted
+    // there; a reset or closed socket gets nothing.
+    if (err.code === "ECONNRESET" || !socket.writable || socket._httpMessage) {
       socket.destroy();
       return;
     }
