@@ -18,7 +18,7 @@ JavaScript) and the model bundle inlined. It answers
 
     GET  /predict?{example}
     POST /predict      one JSON row, or a batch: [{{...}}, ...]
-    GET  /health, GET /metadata
+    GET  /health, GET /metadata, GET /openapi.json
 
 ## Cloudflare Workers
 

@@ -1,6 +1,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import net from "node:net";
 import { spawnSync } from "node:child_process";
 import { bundleFiles, writeBundle } from "../test-support/fixtures.js";
 import { startServerProcess, SERVER } from "../test-support/proc.js";
@@ -99,4 +100,81 @@ test("server.js: bad arguments and a corrupt bundle fail fast with a clear messa
   const corrupt = spawnSync(process.execPath, [SERVER, "--bundle", writeBundle(files), "--port", "0"], { encoding: "utf8" });
   assert.equal(corrupt.status, 1);
   assert.match(corrupt.stderr, /"model\/group1-shard1of2\.bin" does not match its sha256/);
+});
+
+/** Write raw bytes on a fresh socket and read the whole answer (the server closes it). */
+function rawSocket(url, bytes) {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(u.port), u.hostname, () => socket.write(bytes));
+    const chunks = [];
+    socket.on("data", (c) => chunks.push(c));
+    socket.on("end", () => resolve(Buffer.concat(chunks).toString()));
+    socket.on("error", reject);
+  });
+}
+
+function parseRaw(text) {
+  const [head, body] = text.split("\r\n\r\n");
+  return { status: Number(head.split(" ")[1]), head: head.toLowerCase(), body: JSON.parse(body) };
+}
+
+test("server.js: an oversized request line or header is a 431 with a JSON body naming the limit", async (t) => {
+  const srv = await startServerProcess(["--bundle", dir, "--port", "0"]);
+  t.after(() => srv.stop("SIGKILL"));
+  const longUrl = parseRaw(await rawSocket(srv.url, `GET /predict?b=${"1".repeat(20000)} HTTP/1.1\r\nHost: x\r\n\r\n`));
+  assert.equal(longUrl.status, 431);
+  assert.match(longUrl.head, /content-type: application\/json/);
+  assert.match(longUrl.body.error, /larger than the limit of 16384 bytes/);
+  assert.equal(longUrl.body.field, null);
+  const bigHeader = parseRaw(await rawSocket(srv.url, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(17000)}\r\n\r\n`));
+  assert.equal(bigHeader.status, 431);
+  assert.match(bigHeader.body.error, /16384 bytes/);
+  const junk = parseRaw(await rawSocket(srv.url, "GET /health HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
+  assert.equal(junk.status, 400);
+  assert.match(junk.body.error, /malformed HTTP request/);
+  assert.equal((await fetch(`${srv.url}/health`)).status, 200);
+});
+
+test("server.js: GET /metrics counts what was sent, in Prometheus text format", async (t) => {
+  const srv = await startServerProcess(["--bundle", dir, "--port", "0"]);
+  t.after(() => srv.stop("SIGKILL"));
+  for (let i = 0; i < 5; i++) await (await fetch(`${srv.url}/predict?b=0`)).text();
+  for (let i = 0; i < 3; i++) await (await fetch(`${srv.url}/predict?b=zz`)).text();
+  await (await fetch(`${srv.url}/predict`, { method: "POST", body: JSON.stringify([{ b: 0 }, { b: 1 }, { b: 0.5 }]) })).text();
+  await (await fetch(`${srv.url}/nothing`)).text();
+  const res = await fetch(`${srv.url}/metrics`);
+  assert.match(res.headers.get("content-type"), /^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  const value = (series) => {
+    const line = text.split("\n").find((l) => l.startsWith(series + " "));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  };
+  assert.equal(value('kit_edge_requests_total{route="/predict",method="GET",status="200"}'), 5);
+  assert.equal(value('kit_edge_requests_total{route="/predict",method="GET",status="400"}'), 3);
+  assert.equal(value('kit_edge_requests_total{route="/predict",method="POST",status="200"}'), 1);
+  assert.equal(value('kit_edge_requests_total{route="other",method="GET",status="404"}'), 1);
+  assert.equal(value('kit_edge_request_errors_total{status="400"}'), 3);
+  assert.equal(value("kit_edge_request_duration_seconds_count"), 10);
+  assert.equal(value('kit_edge_batch_rows_bucket{le="1"}'), 5);
+  assert.equal(value("kit_edge_batch_rows_count"), 6);
+  assert.equal(value("kit_edge_batch_rows_sum"), 8);
+  assert.equal(value('kit_edge_model_info{name="fixture-multiclass",version="7",kind="tfjs-graph"}'), 1);
+  for (const line of text.split("\n").filter((l) => l && !l.startsWith("#"))) assert.match(line, /^[a-z_]+(\{[^}]*\})? [-+0-9.eInfa]+$/, line);
+});
+
+test("server.js: a client gone mid-upload is counted once as a 400, never a 500, and logs nothing", async (t) => {
+  const srv = await startServerProcess(["--bundle", dir, "--port", "0"]);
+  t.after(() => srv.stop("SIGKILL"));
+  const u = new URL(srv.url);
+  await new Promise((resolve) => {
+    const socket = net.connect(Number(u.port), u.hostname, () => {
+      socket.write('POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n[{"b":');
+      setTimeout(() => { socket.destroy(); resolve(); }, 200);
+    });
+  });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const series = (await (await fetch(`${srv.url}/metrics`)).text()).split("\n").filter((l) => l.startsWith("kit_edge_requests_total"));
+  assert.deepEqual(series, ['kit_edge_requests_total{route="/predict",method="POST",status="400"} 1']);
+  assert.equal(srv.stderr(), "");
 });

@@ -48,8 +48,14 @@ export function modelArtifacts(bundle) {
 }
 
 /** Input width from the signature, if it says (-1 / unknown -> null). */
+function signatureTensor(signature, side, name) {
+  const tensors = signature?.[side];
+  if (tensors == null || typeof tensors !== "object") return undefined;
+  return Object.prototype.hasOwnProperty.call(tensors, name) ? tensors[name] : Object.values(tensors).find((t) => t && (t.name === name || t.name === `${name}:0`));
+}
+
 function signatureWidth(signature, input) {
-  const info = signature?.inputs?.[input] ?? Object.values(signature?.inputs ?? {}).find((t) => t.name === input || t.name === `${input}:0`);
+  const info = signatureTensor(signature, "inputs", input);
   const dims = info?.tensorShape?.dim;
   if (!Array.isArray(dims) || dims.length !== 2) return null;
   const w = Number(dims[1].size);
@@ -70,7 +76,13 @@ export async function createTfjsPredictor(bundle) {
   } catch (e) {
     throw new BundleError(`cannot load ${MODEL_JSON} as a TF.js graph model: ${e.message}`);
   }
-  const expectedWidth = signatureWidth(model.signature ?? artifacts.signature, io.input);
+  const signature = model.signature ?? artifacts.signature;
+  for (const [side, name] of [["inputs", io.input], ["outputs", io.output]]) {
+    if (signature && !signatureTensor(signature, side, name)) {
+      throw new BundleError(`manifest.json: tfjs.${side.slice(0, -1)} ${JSON.stringify(name)} is not one of the ${side} of ${MODEL_JSON} (${Object.keys(signature[side] || {}).join(", ")})`);
+    }
+  }
+  const expectedWidth = signatureWidth(signature, io.input);
   let useAsync = false;
 
   async function run(data, n, width) {
@@ -127,7 +139,12 @@ export async function createTfjsPredictor(bundle) {
 
   // Warm up once (first execution compiles kernels and checks the graph) and learn the output width.
   if (expectedWidth != null) {
-    const probe = await predictor.predict([new Float64Array(expectedWidth)], expectedWidth);
+    let probe;
+    try {
+      probe = await predictor.predict([new Float64Array(expectedWidth)], expectedWidth);
+    } catch (e) {
+      throw new BundleError(`${MODEL_JSON} does not run with the inputs manifest.json names (tfjs ${JSON.stringify(io)}): ${e.message}`);
+    }
     predictor.outputWidth = probe[0].length;
   }
   return predictor;

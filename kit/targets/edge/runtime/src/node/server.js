@@ -1,14 +1,16 @@
 #!/usr/bin/env node
-// Node HTTP server for an edge bundle: node:http <-> Fetch API bridge around the same handler
-// used at the edge, plus the browser page (GET /) and the bundle files (GET /bundle/<path>).
+// Node HTTP server for an edge bundle: the API core (api.js) behind node:http through the fast
+// adapter (adapter.js), plus the browser page (GET /), the bundle files (GET /bundle/<path>) and
+// Prometheus metrics (GET /metrics).
 //
 //   node src/node/server.js --bundle DIR [--port 8080] [--host 127.0.0.1] [--reject-out-of-range]
 //        [--fallback-url URL] [--no-bundle-in-page] [--max-body-bytes N] [--max-batch-rows N]
-import http from "node:http";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { createHandlerFromLoader } from "../handler.js";
+import { loadApi } from "../api.js";
+import { createMetrics } from "./metrics.js";
+import { createHttpServer, JSON_ERROR_HEADERS, METRICS_HEADERS } from "./adapter.js";
 import { fsLoader } from "./fsLoader.js";
 import { buildPage, pageHtml, DIST_DIR } from "./pageBuild.js";
 
@@ -49,46 +51,17 @@ export function parseArgs(argv) {
 }
 
 const TEXT_TYPES = { ".json": "application/json", ".bin": "application/octet-stream", ".js": "text/javascript; charset=utf-8", ".html": "text/html; charset=utf-8" };
-
-function send(res, status, headers, body) {
-  if (body !== undefined && body !== null) headers = { ...headers, "content-length": String(Buffer.byteLength(body)) };
-  res.writeHead(status, headers);
-  res.end(body);
-}
-
-function sendJson(res, status, obj, extra = {}) {
-  send(res, status, { "content-type": "application/json", "access-control-allow-origin": "*", ...extra }, JSON.stringify(obj));
-}
-
-/** Read at most `limit` + 1 bytes of the request body (the handler answers 413 past the limit). */
-function readNodeBody(req, limit) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    let total = 0;
-    let over = false;
-    req.on("data", (chunk) => {
-      if (over) return;
-      total += chunk.length;
-      if (total > limit) {
-        over = true;
-        chunks.push(chunk.subarray(0, chunk.length - (total - limit - 1)));
-        req.pause();
-        resolve({ body: Buffer.concat(chunks), over: true });
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => { if (!over) resolve({ body: Buffer.concat(chunks), over: false }); });
-    req.on("error", reject);
-  });
-}
+const HTML_HEADERS = Object.freeze({ "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+const PAGE_JS_HEADERS = Object.freeze({ "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache" });
+const BUNDLE_FILE_HEADERS = Object.fromEntries(Object.entries(TEXT_TYPES).map(([ext, type]) => [ext, Object.freeze({ "content-type": type, "cache-control": "no-cache", "access-control-allow-origin": "*" })]));
 
 export async function startServer(options) {
-  const opts = { port: 8080, host: "127.0.0.1", rejectOutOfRange: false, fallbackUrl: null, bundleInPage: true, maxBodyBytes: 65536, maxBatchRows: 1000, log: console.log, ...options };
+  const opts = { port: 8080, host: "127.0.0.1", rejectOutOfRange: false, fallbackUrl: null, bundleInPage: true, maxBodyBytes: 65536, maxBatchRows: 1000, maxHeaderSize: 16384, log: console.log, ...options };
   const loader = fsLoader(opts.bundle);
-  const handler = await createHandlerFromLoader(loader, { rejectOutOfRange: opts.rejectOutOfRange, maxBodyBytes: opts.maxBodyBytes, maxBatchRows: opts.maxBatchRows });
+  const { bundle, predictor, api } = await loadApi(loader, { rejectOutOfRange: opts.rejectOutOfRange, maxBodyBytes: opts.maxBodyBytes, maxBatchRows: opts.maxBatchRows, onError: (e) => console.error("kit-edge handler error:", e) });
+  const metrics = createMetrics({ ...api.modelInfo, kind: bundle.manifest.kind });
   // Only files the manifest lists (plus the manifest itself) are ever served from the bundle folder.
-  const servable = new Set(["manifest.json", ...Object.keys(handler.bundle.manifest.files)]);
+  const servable = new Set(["manifest.json", ...Object.keys(bundle.manifest.files)]);
 
   let pageJs = null;
   const loadPageJs = () => {
@@ -102,78 +75,34 @@ export async function startServer(options) {
     return pageJs;
   };
 
-  async function serveStatic(req, res, url) {
-    const p = url.pathname;
+  /** GET/HEAD of the page, page.js, bundle files and /metrics; null when `p` is none of them. */
+  async function serveOwn(method, p) {
+    const head = method === "HEAD";
+    if (p === "/metrics") return { status: 200, headers: METRICS_HEADERS, body: head ? null : metrics.render() };
     if (p === "/" || p === "/index.html") {
       const html = await pageHtml({ fallbackUrl: opts.fallbackUrl, bundleUrl: "bundle/" });
-      send(res, 200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }, req.method === "HEAD" ? undefined : html);
-      return true;
+      return { status: 200, headers: HTML_HEADERS, body: head ? null : html };
     }
     if (p === "/page.js") {
       let js;
       try {
         js = await loadPageJs();
       } catch (e) {
-        send(res, 503, { "content-type": "text/plain; charset=utf-8" }, `page.js is not available: run "npm run build" (${e.message})\n`);
-        return true;
+        return { status: 503, headers: JSON_ERROR_HEADERS, body: JSON.stringify({ error: `page.js is not available: run "npm run build" (${e.message})`, field: null }) };
       }
-      send(res, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache" }, req.method === "HEAD" ? undefined : js);
-      return true;
+      return { status: 200, headers: PAGE_JS_HEADERS, body: head ? null : js };
     }
     if (p.startsWith("/bundle/")) {
       let rel;
       try { rel = decodeURIComponent(p.slice("/bundle/".length)); } catch { rel = null; }
-      if (!opts.bundleInPage || rel === null || !servable.has(rel)) {
-        sendJson(res, 404, { error: "not found", field: null });
-        return true;
-      }
-      const bytes = await loader.bytes(rel);
-      send(res, 200, { "content-type": TEXT_TYPES[path.extname(rel)] || "application/octet-stream", "cache-control": "no-cache", "access-control-allow-origin": "*" }, req.method === "HEAD" ? undefined : bytes);
-      return true;
+      if (!opts.bundleInPage || rel === null || !servable.has(rel)) return { status: 404, headers: JSON_ERROR_HEADERS, body: JSON.stringify({ error: "not found", field: null }) };
+      const bytes = Buffer.from(await loader.bytes(rel));
+      return { status: 200, headers: BUNDLE_FILE_HEADERS[path.extname(rel)] || BUNDLE_FILE_HEADERS[".bin"], body: head ? null : bytes };
     }
-    return false;
+    return null;
   }
 
-  async function onRequest(req, res) {
-    try {
-      let url;
-      try {
-        url = new URL(`http://localhost${req.url.startsWith("/") ? req.url : "/" + req.url}`);
-      } catch {
-        sendJson(res, 400, { error: "invalid request target", field: null });
-        return;
-      }
-      if ((req.method === "GET" || req.method === "HEAD") && (await serveStatic(req, res, url))) return;
-
-      const headers = new Headers();
-      for (let i = 0; i < req.rawHeaders.length; i += 2) {
-        try { headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]); } catch { /* skip invalid header */ }
-      }
-      const init = { method: req.method, headers };
-      let over = false;
-      if (req.method !== "GET" && req.method !== "HEAD") {
-        const r = await readNodeBody(req, opts.maxBodyBytes);
-        over = r.over;
-        init.body = r.body;
-        headers.delete("transfer-encoding");
-        headers.set("content-length", String(r.body.length)); // what was actually read (capped)
-      }
-      const response = await handler(new Request(url.href, init));
-      const out = {};
-      response.headers.forEach((v, k) => { out[k] = v; });
-      if (over) out.connection = "close"; // do not read the rest of an oversized upload
-      const body = response.body ? Buffer.from(await response.arrayBuffer()) : undefined;
-      send(res, response.status, out, req.method === "HEAD" ? undefined : body);
-      if (over) res.on("finish", () => req.destroy());
-    } catch (e) {
-      console.error("server error:", e);
-      if (!res.headersSent) sendJson(res, 500, { error: "internal error", detail: String(e && e.message), field: null });
-      else res.destroy();
-    }
-  }
-
-  const server = http.createServer({ keepAlive: true, requestTimeout: 30000, headersTimeout: 20000 }, onRequest);
-  server.keepAliveTimeout = 65000;
+  const server = createHttpServer(api, { metrics, serveOwn, maxBodyBytes: opts.maxBodyBytes, maxHeaderSize: opts.maxHeaderSize });
   await new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => { server.off("error", reject); resolve(); });
@@ -189,7 +118,7 @@ export async function startServer(options) {
       setTimeout(() => { server.closeAllConnections(); }, 2000).unref();
     });
   }
-  return { server, url, port: addr.port, handler, close, warmPage: loadPageJs };
+  return { server, url, port: addr.port, api, bundle, predictor, metrics, close, warmPage: loadPageJs };
 }
 
 async function main(argv) {
