@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
-from kit.errors import SpecError
+from kit.errors import LibraryError
 
 FORMAT = "kit-feature-spec/1"
 
@@ -29,7 +29,7 @@ Number = Annotated[float, Strict(), AllowInfNan(False)]
 Name = Annotated[str, Strict(), Field(min_length=1)]
 
 
-class FeatureSpecError(SpecError):
+class FeatureSpecError(LibraryError):
     """A feature spec (file or dict) is not valid, or a spec cannot be built from the data given."""
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kit.errors import StepFailure
+from kit.errors import LibraryError
 
 if TYPE_CHECKING:
     from kit.features.spec import CategoricalInput, FeatureSpec, NumericInput
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 NUMBER_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-class RowError(StepFailure):
+class RowError(LibraryError):
     """A raw row does not fit the feature spec (the edge would answer HTTP 400 for it).
 
     `field` is the offending field (None when the row itself is malformed), `row` its 0-based

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kit.errors import StepFailure
+from kit.errors import LibraryError
 
 # Files tensorflowjs writes; a folder holding only these may be replaced by a new conversion.
 _CONVERTER_FILE = re.compile(r"model\.json|group\d+-shard\d+of\d+\.bin")
 
 
-class ConversionError(StepFailure):
+class ConversionError(LibraryError):
     """A model could not be converted (or loaded for conversion / reference prediction)."""
 
 
