@@ -9,14 +9,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from kit.gates.base import Gate, GateContext, GateResult
-from kit.gates.registry import register
 
 
 def _metric(context: GateContext, step: str, metric: str) -> float | None:
     return context.metrics(step).get(metric)
 
 
-@register
 class MetricThreshold(Gate):
     """`min` and/or `max` on a metric a step logged."""
 
@@ -48,7 +46,6 @@ class MetricThreshold(Gate):
         return self.result(True, value, threshold, f"{value:.6g} within bounds")
 
 
-@register
 class NoRegression(Gate):
     """The metric may not get worse than the champion's by more than `allowed_change`."""
 
@@ -88,7 +85,6 @@ class NoRegression(Gate):
                            f"{value:.6g} vs champion v{champion.version}'s {baseline:.6g} ({-worse_by:+.4g})")
 
 
-@register
 class ArtifactSize(Gate):
     """Bytes of the artifact to be deployed (default: the promoted model) within a budget."""
 
