@@ -1,6 +1,7 @@
 """Keras SavedModel -> TF.js graph model, and the Python reference prediction.
 
-The one conversion path that loads in tfjs for Keras 3 (see /work/shared/DESIGN.md) is
+The one conversion path that loads in tfjs for Keras 3 (a Keras 3 layers model does not load in
+tfjs; the `keras_keras` input corrupts weights) is
 `model.export(saved_model_dir)` followed by tensorflowjs' `convert_tf_saved_model`, called
 in-process here. The converter writes `model.json` (a `graph-model` whose `signature` names
 the serving function's input and output tensors) and weight shards `group1-shard1of1.bin`...
