@@ -103,18 +103,20 @@ def _add_targets(parent: argparse.ArgumentParser, command: str) -> None:
 
     group = TARGET_COMMANDS[command]
     found = parent.add_subparsers(dest="target", required=True, metavar="TARGET")
-    usages = []
+    usages, options = [], {}
     for entry in sorted(entry_points(group=group), key=lambda e: e.name):
         target = entry.load()()
         sub = found.add_parser(entry.name, help=target.help, description=target.help)
         sub.add_argument("name", help="registered model name")
         sub.add_argument("--alias", required=True, help="the version that holds this alias")
         if command == "serve":
-            sub.add_argument("--port", type=int, default=8080)
-            sub.add_argument("--host", default="127.0.0.1")
+            sub.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free port)")
+            sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         target.add_arguments(sub)
         sub.set_defaults(target_command=target)
-        usages.append(f"  {entry.name}: {target.help}\n    {sub.format_usage().strip()}")
+        options[entry.name] = {option for action in sub._actions for option in action.option_strings}
+        usages.append(f"  {entry.name}: {target.help}\n    {' '.join(sub.format_usage().split())}")
+    parent.set_defaults(target_options=options)
     parent.epilog = (f"targets found (entry point group {group}):\n" + "\n".join(usages) if usages else
                      f"no targets found: install one that registers in the entry point group {group}")
 
@@ -122,19 +124,11 @@ def _add_targets(parent: argparse.ArgumentParser, command: str) -> None:
 def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
     """Unknown arguments: name the target they belong to, else argparse's own error (exit 2)."""
     if args.command in TARGET_COMMANDS:
-        theirs = {option for name, sub in _target_parsers(parser, args.command).items() if name != args.target
-                  for option in sub._option_string_actions}
+        theirs = set().union(*(found for name, found in args.target_options.items() if name != args.target))
         wrong = [arg.split("=")[0] for arg in extra if arg.split("=")[0] in theirs]
         if wrong:
             raise SpecError(f"{', '.join(wrong)}: not an option of the {args.target} target")
     parser.error(f"unrecognized arguments: {' '.join(extra)}")
-
-
-def _target_parsers(parser: argparse.ArgumentParser, command: str) -> dict[str, argparse.ArgumentParser]:
-    def subcommands(of: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-        return next(a.choices for a in of._actions if isinstance(a, argparse._SubParsersAction))
-
-    return subcommands(subcommands(parser)[command])
 
 
 def _load(args):
