@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
+from kit.errors import GateFailure, Interrupted, KitError, LibraryError, SpecError, StepFailure
 
-def build_parser() -> argparse.ArgumentParser:
+# Targets plug in their commands through these entry point groups (pyproject.toml), as they
+# plug in their gates through `kit.gates`: the CLI never imports a target by name. An entry
+# point names a class with `help` (one line), `add_arguments(parser)` (its own options) and
+# `run(args) -> exit code`; the CLI gives every target NAME and --alias (and, to serve,
+# --port and --host).
+TARGET_COMMANDS = {"serve": "kit.serve", "deploy": "kit.deploy"}
+
+# The one mapping from errors to exit codes (the most specific class in an error's MRO wins).
+# Library errors reaching a command mean it was handed something a library refused: bad input.
+EXIT_CODES: dict[type[KitError], int] = {SpecError: 2, LibraryError: 2, GateFailure: 3, StepFailure: 1}
+
+
+def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.ArgumentParser:
+    """The whole command line; the targets of `serve` and `deploy` come from entry points, loaded
+    only for the commands in `load_targets` (importing a target costs a second or more)."""
     parser = argparse.ArgumentParser(prog="kit", description="Run parameterized notebooks as a tracked pipeline.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -52,39 +68,68 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--alias", required=True)
     rollback.add_argument("--reason", default="", help="why (recorded in the audit log)")
 
-    serve = commands.add_parser("serve", help="serve the version that holds an alias")
-    serve.add_argument("target", choices=["edge", "cloud"],
-                       help="edge: the Node edge server on the bundle; cloud: MLflow's scoring server behind the "
-                            "kit's front (version headers, prediction log, reload on SIGHUP)")
-    serve.add_argument("name")
-    serve.add_argument("--alias", required=True)
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--reject-out-of-range", action="store_true", help="edge: answer 400 for inputs outside the manifest's ranges")
-    serve.add_argument("--fallback-url", help="edge: cloud endpoint the browser page falls back to")
-    serve.add_argument("--log-dir", type=Path,
-                       help="cloud: prediction log folder (default: mlruns/predictions/NAME-ALIAS/)")
-    serve.add_argument("--log-inputs", choices=["full", "hash"],
-                       help="cloud: log each row's inputs in full (default) or only their sha256")
-
-    deploy = commands.add_parser("deploy", help="write a self-contained deployable of the version that holds an alias")
-    deploy.add_argument("target", choices=["edge"])
-    deploy.add_argument("name")
-    deploy.add_argument("--alias", required=True)
-    deploy.add_argument("--out", type=Path, required=True)
-    deploy.add_argument("--reject-out-of-range", action="store_true")
+    serve = commands.add_parser("serve", help="serve the version that holds an alias on a target",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    deploy = commands.add_parser("deploy", help="write a self-contained deployable of the version that holds an alias",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    for command, parent in (("serve", serve), ("deploy", deploy)):
+        if command in load_targets:
+            _add_targets(parent, command)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from kit.errors import KitError
+def exit_code(error: KitError) -> int:
+    if isinstance(error, Interrupted):
+        return 128 + error.signal_number  # as a shell reports a process killed by that signal
+    return next((EXIT_CODES[kind] for kind in type(error).__mro__ if kind in EXIT_CODES), 1)
 
-    args = build_parser().parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(load_targets=TARGET_COMMANDS if command is None else [command])
+    args, extra = parser.parse_known_args(argv)
     try:
+        if extra:
+            _refuse(parser, args, extra)
         return COMMANDS[args.command](args)
     except KitError as error:
         print(f"kit {args.command}: {error}", file=sys.stderr)
-        return error.exit_code
+        return exit_code(error)
+
+
+def _add_targets(parent: argparse.ArgumentParser, command: str) -> None:
+    """One subcommand per target registered in the command's entry point group."""
+    from importlib.metadata import entry_points
+
+    group = TARGET_COMMANDS[command]
+    found = parent.add_subparsers(dest="target", required=True, metavar="TARGET")
+    usages, options = [], {}
+    for entry in sorted(entry_points(group=group), key=lambda e: e.name):
+        target = entry.load()()
+        sub = found.add_parser(entry.name, help=target.help, description=target.help)
+        sub.add_argument("name", help="registered model name")
+        sub.add_argument("--alias", required=True, help="the version that holds this alias")
+        if command == "serve":
+            sub.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free port)")
+            sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        target.add_arguments(sub)
+        sub.set_defaults(target_command=target)
+        options[entry.name] = {option for action in sub._actions for option in action.option_strings}
+        usages.append(f"  {entry.name}: {target.help}\n    {' '.join(sub.format_usage().split())}")
+    parent.set_defaults(target_options=options)
+    parent.epilog = (f"targets found (entry point group {group}):\n" + "\n".join(usages) if usages else
+                     f"no targets found: install one that registers in the entry point group {group}")
+
+
+def _refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """Unknown arguments: name the target they belong to, else argparse's own error (exit 2)."""
+    if args.command in TARGET_COMMANDS:
+        theirs = set().union(*(found for name, found in args.target_options.items() if name != args.target))
+        wrong = [arg.split("=")[0] for arg in extra if arg.split("=")[0] in theirs]
+        if wrong:
+            raise SpecError(f"{', '.join(wrong)}: not an option of the {args.target} target")
+    parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
 def _load(args):
@@ -145,7 +190,6 @@ def cmd_run(args) -> int:
 def cmd_contract(args) -> int:
     from kit.contracts import check
     from kit.contracts.report import text_table, write_html
-    from kit.errors import GateFailure, SpecError
 
     if args.contract_command == "draft":
         from kit.contracts.draft import write_draft
@@ -194,38 +238,13 @@ def cmd_rollback(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
-    from kit.errors import SpecError
-    from kit.project import find_root
-
-    other = {"edge": {"--log-dir": args.log_dir, "--log-inputs": args.log_inputs},
-             "cloud": {"--reject-out-of-range": args.reject_out_of_range, "--fallback-url": args.fallback_url}}
-    wrong = [option for option, value in other[args.target].items() if value]
-    if wrong:
-        raise SpecError(f"{', '.join(wrong)}: not an option of the {args.target} target")
-    if args.target == "cloud":
-        from kit.targets.cloud.front import serve as serve_cloud
-
-        return serve_cloud(find_root(), args.name, args.alias, args.port, args.host,
-                           log_dir=args.log_dir, log_inputs=args.log_inputs or "full")
-    from kit.targets.edge.deploy import serve
-
-    serve(find_root(), args.name, args.alias, args.port, args.host,
-          reject_out_of_range=args.reject_out_of_range, fallback_url=args.fallback_url)
-    return 0  # not reached: the server replaces this process
+def cmd_target(args) -> int:
+    """`kit serve TARGET` and `kit deploy TARGET`: the target's own command runs."""
+    return args.target_command.run(args)
 
 
-def cmd_deploy(args) -> int:
-    from kit.project import find_root
-    from kit.targets.edge.deploy import deploy
-
-    version, out = deploy(find_root(), args.name, args.alias, args.out, reject_out_of_range=args.reject_out_of_range)
-    print(f"{args.name} v{version} ({args.name}@{args.alias}): wrote {out}/worker.js, manifest.json, README.md")
-    return 0
-
-
-COMMANDS = {"serve": cmd_serve, "deploy": cmd_deploy, "run": cmd_run, "validate": cmd_validate, "contract": cmd_contract, "models": cmd_models,
-            "promote": cmd_promote, "rollback": cmd_rollback}
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "contract": cmd_contract, "models": cmd_models,
+            "promote": cmd_promote, "rollback": cmd_rollback, "serve": cmd_target, "deploy": cmd_target}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-KERNEL_NAME = "kit"
+KERNEL_NAME = "kit"  # the Jupyter kernel `make setup` registers; a pipeline's default `kernel`
 
 
 def find_root(start: Path | None = None) -> Path:

@@ -1,5 +1,5 @@
 """The environment files agree: environment.yml pins exactly what uv.lock pins, and the
-pins the stack needs (DESIGN.md) are in the lock."""
+pins the stack needs are in the lock."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ def read_table(path: Path):
 
 
 def normalize(df, keep_text_as_object: set[str] | frozenset = frozenset()):
-    """Dtypes GX validates quickly and correctly (measured, DESIGN.md and benchmarks/contracts.py):
+    """Dtypes GX validates quickly and correctly (measured in benchmarks/contracts.py):
     datetime64[us] (pandas 3's default) makes GX ~10x slower than [ns]; pandas 3's string
     dtype breaks type-list expectations; text becomes `category`, because GX calls isna()
     and per-value map() once per expectation and both are row-by-row on object arrays but

@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
-from kit.errors import SpecError
+from kit.errors import LibraryError
+from kit.features.transform import transform as transform_rows
 
 FORMAT = "kit-feature-spec/1"
 
@@ -29,7 +30,7 @@ Number = Annotated[float, Strict(), AllowInfNan(False)]
 Name = Annotated[str, Strict(), Field(min_length=1)]
 
 
-class FeatureSpecError(SpecError):
+class FeatureSpecError(LibraryError):
     """A feature spec (file or dict) is not valid, or a spec cannot be built from the data given."""
 
 
@@ -297,9 +298,7 @@ class FeatureSpec(_Model):
         the label). Out-of-range numbers are errors only with `reject_out_of_range=True`.
         Raises `RowError` (field, row) for the first bad row.
         """
-        from kit.features.transform import transform
-
-        return transform(self, rows, reject_out_of_range=reject_out_of_range, unknown=unknown)
+        return transform_rows(self, rows, reject_out_of_range=reject_out_of_range, unknown=unknown)
 
 
 def load_spec(path: str | Path) -> FeatureSpec:

@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kit.errors import StepFailure
+from kit.errors import LibraryError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # only for annotations: kit.features.spec imports this module
     from kit.features.spec import CategoricalInput, FeatureSpec, NumericInput
 
 NUMBER_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-class RowError(StepFailure):
+class RowError(LibraryError):
     """A raw row does not fit the feature spec (the edge would answer HTTP 400 for it).
 
     `field` is the offending field (None when the row itself is malformed), `row` its 0-based
@@ -264,8 +264,6 @@ def numeric_values(values: np.ndarray | None, objects: np.ndarray | None) -> np.
 
 
 def _numeric(item: NumericInput, rows: _Rows, reject_out_of_range: bool) -> np.ndarray:
-    from kit.features.spec import Bucketize, FillMissing, MinMax, NanMissing, Standardize
-
     floats = rows.floats(item.name)
     x = numeric_values(floats, rows.objects(item.name) if floats is None else None)
     x = np.array(x, dtype=np.float64, copy=True)
@@ -279,20 +277,20 @@ def _numeric(item: NumericInput, rows: _Rows, reject_out_of_range: bool) -> np.n
                                                        " (the edge rejects it too when rejectOutOfRange is on)", count),
                                          count))
     if missing.any():
-        if isinstance(item.missing, FillMissing):
+        if item.missing.strategy == "fill":
             x[missing] = item.missing.value
-        elif not isinstance(item.missing, NanMissing):
+        elif item.missing.strategy != "nan":
             row, count = _first(missing)
             problems.append(_ColumnError(row, _counted("missing value; send a number (this input's missing strategy"
                                                        " is 'error')", count), count))
     if problems:
         raise min(problems, key=lambda p: p.row)
     t = item.transform
-    if isinstance(t, Standardize):
+    if t.type == "standardize":
         return ((x - t.mean) / t.std)[:, None]
-    if isinstance(t, MinMax):
+    if t.type == "minmax":
         return ((x - t.min) / (t.max - t.min))[:, None]
-    if isinstance(t, Bucketize):
+    if t.type == "bucketize":
         nan = np.isnan(x)
         index = np.searchsorted(np.asarray(t.boundaries, dtype=np.float64), x, side="right")
         if t.output == "index":
@@ -320,12 +318,10 @@ def _lookup(vocabulary: list[str]) -> dict[str, int]:
 
 
 def _categorical(item: CategoricalInput, rows: _Rows) -> np.ndarray:
-    from kit.features.spec import ErrorMissing
-
     vocabulary = item.transform.values
     lookup = _lookup(vocabulary)
     oov = len(vocabulary)
-    missing_error = isinstance(item.missing, ErrorMissing)
+    missing_error = item.missing.strategy == "error"
     typed = rows.typed_column(item.name)
     if typed is not None:
         index = _categorical_by_distinct_value(typed, lookup, oov, missing_error)

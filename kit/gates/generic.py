@@ -10,14 +10,12 @@ from pydantic import Field, model_validator
 
 from kit.files import folder_size
 from kit.gates.base import Gate, GateContext, GateResult
-from kit.gates.registry import register
 
 
 def _metric(context: GateContext, step: str, metric: str) -> float | None:
     return context.metrics(step).get(metric)
 
 
-@register
 class MetricThreshold(Gate):
     """`min` and/or `max` on a metric a step logged."""
 
@@ -49,7 +47,6 @@ class MetricThreshold(Gate):
         return self.result(True, value, threshold, f"{value:.6g} within bounds")
 
 
-@register
 class NoRegression(Gate):
     """The metric may not get worse than the champion's by more than `allowed_change`."""
 
@@ -89,7 +86,6 @@ class NoRegression(Gate):
                            f"{value:.6g} vs champion v{champion.version}'s {baseline:.6g} ({-worse_by:+.4g})")
 
 
-@register
 class ArtifactSize(Gate):
     """Bytes of the artifact to be deployed (default: the promoted model) within a budget."""
 

@@ -1,6 +1,6 @@
-"""Gate types by name. The core knows only this registry; targets add their gates here
-(through the `kit.gates` entry point group, or `register` at start-up), as papermill
-does for its engines."""
+"""Gate types by name: the generic gates, and the gates targets add through the `kit.gates`
+entry point group (or `register` at start-up), as papermill does for its engines. The core
+knows only this registry, never a target."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from kit.errors import SpecError
 from kit.gates.base import Gate
+from kit.gates.generic import ArtifactSize, MetricThreshold, NoRegression
 
 _GATES: dict[str, type[Gate]] = {}
 _LOADED_ENTRY_POINTS = False
@@ -24,8 +25,8 @@ def known() -> dict[str, type[Gate]]:
     global _LOADED_ENTRY_POINTS
     if not _LOADED_ENTRY_POINTS:
         _LOADED_ENTRY_POINTS = True
-        from kit.gates import generic  # noqa: F401  (registers the generic gates)
-
+        for gate_class in (MetricThreshold, NoRegression, ArtifactSize):
+            register(gate_class)
         for entry in entry_points(group="kit.gates"):
             register(entry.load())
     return _GATES

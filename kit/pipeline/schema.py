@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from kit.project import KERNEL_NAME
+
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 REFERENCE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -87,7 +89,7 @@ class PipelineSpec(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, description="pipeline name; also the MLflow experiment name")
     model: str = Field(min_length=1, description="registered model name this pipeline produces")
     description: str = ""
-    kernel: str = Field(default="kit", description="Jupyter kernel every step runs in")
+    kernel: str = Field(default=KERNEL_NAME, description="Jupyter kernel every step runs in")
     timeout: float = Field(default=3600, gt=0, description="default per-step timeout in seconds")
     steps: list[StepSpec] = Field(min_length=1)
     gates: list[GateConfig] = Field(default_factory=list, description="model gates, checked after every step")

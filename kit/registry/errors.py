@@ -1,9 +1,7 @@
 """Registry refusals."""
 
-from kit.errors import KitError
+from kit.errors import SpecError
 
 
-class RegistryError(KitError):
+class RegistryError(SpecError):
     """A registry command that cannot be done as asked (nothing to roll back to, unknown version...)."""
-
-    exit_code = 2

@@ -95,7 +95,9 @@ def gatekeep(plan, result, tracker) -> Outcome:
 
 
 def _evidence_tags(outcome: Outcome, result, tracker, metrics) -> dict[str, str]:
-    tags = {"kit.gates": "passed" if outcome.passed else "failed", "kit.pipeline_run_id": result.run_id}
+    from kit.registry.versions import GATES_TAG, METRIC_PREFIX
+
+    tags = {GATES_TAG: "passed" if outcome.passed else "failed", "kit.pipeline_run_id": result.run_id}
     parent = tracker.client.get_run(result.run_id).data.tags
     for key in ("kit.pipeline", "kit.git.commit", "kit.git.dirty", "kit.lock_sha256"):
         if key in parent:
@@ -105,7 +107,7 @@ def _evidence_tags(outcome: Outcome, result, tracker, metrics) -> dict[str, str]
         tags[f"kit.gate.{_key(r.name)}"] = f"{'passed' if r.passed else 'failed'}{figure} ({r.threshold})"[:4900]
     for name, step in result.steps.items():
         for metric, value in metrics(name).items():
-            tags[f"kit.metric.{name}.{_key(metric)}"] = repr(value)
+            tags[f"{METRIC_PREFIX}{name}.{_key(metric)}"] = repr(value)
         for direction, param, check in step.checks:
             tags[f"kit.contract.{name}.{param}"] = "passed" if check.success else "failed"
             if check.data_sha256:
@@ -114,8 +116,10 @@ def _evidence_tags(outcome: Outcome, result, tracker, metrics) -> dict[str, str]
 
 
 def _log_gates(tracker, run_id: str, outcome: Outcome) -> None:
+    from kit.registry.versions import GATES_TAG
+
     client = tracker.client
-    client.set_tag(run_id, "kit.gates", "passed" if outcome.passed else "failed")
+    client.set_tag(run_id, GATES_TAG, "passed" if outcome.passed else "failed")
     for r in outcome.results:
         client.set_tag(run_id, f"kit.gate.{_key(r.name)}", "passed" if r.passed else "failed")
         if r.figure is not None:

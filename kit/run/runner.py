@@ -153,10 +153,7 @@ class _Scheduler:
             "MLFLOW_EXPERIMENT_ID": self.tracker.experiment_id,
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "KIT_PROJECT_ROOT": str(self.pipeline.root),
-            "KIT_PIPELINE": self.pipeline.name,
             "KIT_STEP": step.name,
-            "KIT_PARENT_RUN_ID": self.result.run_id,
-            "KIT_STEP_DIR": str(step_dir),
         }
         execution = Execution(
             input_path=step.notebook,

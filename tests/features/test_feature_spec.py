@@ -132,8 +132,12 @@ def test_missing_file(tmp_path):
 
 
 def test_error_family():
-    assert issubclass(FeatureSpecError, SpecError)
-    assert FeatureSpecError.exit_code == 2
+    # issue 8: a library error of its own, not a command outcome; a command that meets one exits 2
+    from kit.cli import exit_code
+    from kit.errors import LibraryError
+
+    assert issubclass(FeatureSpecError, LibraryError) and not issubclass(FeatureSpecError, SpecError)
+    assert exit_code(FeatureSpecError("x")) == 2
 
 
 def test_from_dict_and_of_validate_too():

@@ -3,7 +3,7 @@ inside the pyfunc), behind the kit's front server (version headers, prediction l
 without dropped requests), and the `cloud_latency` gate.
 
 Names are imported on first use: the gate registry loads `kit.targets.cloud.gates` in every
-`kit validate`, which must not pay for importing mlflow, pandas or aiohttp.
+`kit validate`, which must not pay for importing mlflow or pandas.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
-from kit.errors import KitError
+from kit.errors import KitError, StepFailure
 from kit.targets.cloud.predlog import PredictionLog
 from kit.targets.cloud.proxy import MAX_HEAD, BackendError, BadRequest, Pool, read_request, response
 from kit.targets.cloud.server import ScoringServer, ScoringServerError, free_port
@@ -37,8 +37,8 @@ BACKEND_IDLE_SECONDS = 30  # below uvicorn's keep-alive (server.UVICORN_ENV): we
 JSON = "application/json"
 
 
-class ServeError(KitError):
-    exit_code = 1
+class ServeError(StepFailure):
+    """The front cannot start (e.g. its port is taken)."""
 
 
 class Backend:

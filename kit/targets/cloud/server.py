@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kit.errors import KitError
+from kit.errors import StepFailure
 
 # uvicorn reads its options from UVICORN_* variables (click's auto_envvar_prefix). A long
 # keep-alive lets a pooled client keep its connections across idle spells; no access log:
@@ -28,10 +28,8 @@ UVICORN_ENV = {"UVICORN_TIMEOUT_KEEP_ALIVE": "75", "UVICORN_ACCESS_LOG": "false"
                "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
-class ScoringServerError(KitError):
+class ScoringServerError(StepFailure):
     """The scoring server did not start or stopped answering; the message ends with its log."""
-
-    exit_code = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
-from kit.errors import StepFailure
+from kit.errors import LibraryError
 from kit.files import folder_size, sha256_file
 from kit.features.spec import FeatureSpec, FeatureSpecError, Range, load_spec
 from kit.targets.edge.convert import ConversionError, TfjsModelInfo, read_tfjs_model, staged_folder
@@ -38,7 +38,7 @@ KINDS = ("tfjs-graph", "lightgbm-json")
 TASKS = ("multiclass", "binary")
 
 
-class BundleError(StepFailure):
+class BundleError(LibraryError):
     """A bundle cannot be written or read (wrong arguments, missing or malformed files)."""
 
 

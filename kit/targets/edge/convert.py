@@ -1,6 +1,7 @@
 """Keras SavedModel -> TF.js graph model, and the Python reference prediction.
 
-The one conversion path that loads in tfjs for Keras 3 (see /work/shared/DESIGN.md) is
+The one conversion path that loads in tfjs for Keras 3 (a Keras 3 layers model does not load in
+tfjs; the `keras_keras` input corrupts weights) is
 `model.export(saved_model_dir)` followed by tensorflowjs' `convert_tf_saved_model`, called
 in-process here. The converter writes `model.json` (a `graph-model` whose `signature` names
 the serving function's input and output tensors) and weight shards `group1-shard1of1.bin`...
@@ -29,13 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kit.errors import StepFailure
+from kit.errors import LibraryError
 
 # Files tensorflowjs writes; a folder holding only these may be replaced by a new conversion.
 _CONVERTER_FILE = re.compile(r"model\.json|group\d+-shard\d+of\d+\.bin")
 
 
-class ConversionError(StepFailure):
+class ConversionError(LibraryError):
     """A model could not be converted (or loaded for conversion / reference prediction)."""
 
 

@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kit.errors import KitError
-from kit.targets.edge.node import RUNTIME, NodeError, node_binary
+from kit.errors import SpecError, StepFailure
+from kit.targets.edge.node import RUNTIME, node_binary
 
 DEPLOY_README = """# {name} v{version} at the edge
 
@@ -37,10 +37,6 @@ Built by `kit deploy edge {name} --alias {alias}` from registry version {version
 """
 
 
-class DeployError(KitError):
-    exit_code = 1
-
-
 def fetch_bundle(root: Path, name: str, alias: str, into: Path | None = None) -> tuple[str, Path]:
     """Download the bundle of `name@alias` from the registry into a folder of its own, stamp
     the registry version into its manifest, and check every file's hash."""
@@ -63,8 +59,8 @@ def fetch_bundle(root: Path, name: str, alias: str, into: Path | None = None) ->
     download_artifacts(artifact_uri=version.source, dst_path=str(target), tracking_uri=store.tracking_uri(root))
     bundle = _bundle_root(target)
     if bundle is None:
-        raise DeployError(f"{name} v{version.version} ({version.source}) holds no edge bundle (no manifest.json); "
-                          f"was it registered by an edge pipeline?")
+        raise SpecError(f"{name} v{version.version} ({version.source}) holds no edge bundle (no manifest.json); "
+                        f"was it registered by an edge pipeline?")
     set_bundle_version(bundle, str(version.version))
     read_bundle(bundle)
     return str(version.version), bundle
@@ -100,7 +96,7 @@ def deploy(root: Path, name: str, alias: str, out: Path, reject_out_of_range: bo
         command.append("--reject-out-of-range")
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
-        raise DeployError(f"building worker.js failed: {done.stderr.strip()}")
+        raise StepFailure(f"building worker.js failed: {done.stderr.strip()}")
     manifest = json.loads((bundle / "manifest.json").read_text())
     example = "&".join(f"{i['name']}=..." for i in manifest["inputs"][:4])
     (out / "README.md").write_text(DEPLOY_README.format(name=name, version=version, alias=alias, example=example,

@@ -8,12 +8,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from kit.errors import KitError
+from kit.errors import LibraryError
 
 RUNTIME = Path(__file__).resolve().parent / "runtime"
 
 
-class NodeError(KitError):
+class NodeError(LibraryError):
     """Node or the runtime's packages are missing, or the runtime refused the bundle."""
 
 

@@ -1,11 +1,14 @@
 // Model kinds: manifest.kind -> an async factory building a predictor from a loaded bundle.
+// Two kinds ship: "tfjs-graph" (tfjs.js) and "lightgbm-json" (lightgbm.js).
 //
-// A predictor is { kind, outputWidth, predict(rows: Float64Array[], width) -> Promise<number[][]> }:
-// one array of model outputs per row (multiclass: one probability per label; binary: [P(label[1])]
-// or, if the model emits two columns, [P(label[0]), P(label[1])]).
+// A predictor is { kind, inputWidth, outputWidth, predict(rows: Float64Array[], width) ->
+// Promise<number[][]>, dispose() }: one array of model outputs per row (multiclass: one
+// probability per label; binary: [P(label[1])] or, if the model emits two columns,
+// [P(label[0]), P(label[1])]). The handler refuses a bundle whose feature spec width is not the
+// predictor's inputWidth (null: unknown).
 //
-// To add a kind (e.g. "lightgbm-json"), write src/models/<kind>.js exporting an async factory
-// `(bundle) => predictor` and add it to FACTORIES below (or call registerModelKind at start-up).
+// To add a kind, write src/models/<kind>.js exporting an async factory `(bundle) => predictor`
+// and add it to FACTORIES below (or call registerModelKind at start-up).
 import { BundleError } from "../errors.js";
 
 const FACTORIES = new Map([

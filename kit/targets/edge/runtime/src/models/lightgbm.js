@@ -371,8 +371,6 @@ export async function createLightgbmPredictor(bundle) {
     async predict(rows, width) {
       return model.predict(rows, width);
     },
-    /** The same, without the Promise. */
-    predictSync: model.predict,
     dispose() {},
     model,
   };
