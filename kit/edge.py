@@ -65,8 +65,9 @@ def run_bundle(bundle_dir: str | Path, rows: Any) -> list[dict[str, Any]]:
     Raises:
         NodeError: Node or the runtime's packages are missing, or the runtime refused the bundle.
     """
-    from kit.targets.edge.node import bridge, raw_rows
+    from kit.features.rows import request_rows
+    from kit.targets.edge.node import bridge
 
     if hasattr(rows, "to_dict"):  # a DataFrame: the bundle's inputs, as request rows
-        rows = raw_rows(rows, [field.name for field in read_bundle(bundle_dir).inputs if field.name in rows])
+        rows = request_rows(rows, [field.name for field in read_bundle(bundle_dir).inputs if field.name in rows])
     return bridge(Path(bundle_dir), list(rows))["predictions"]
