@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the version that holds an alias")
     serve.add_argument("target", choices=["edge", "cloud"],
-                       help="edge: the Node edge server on the bundle; cloud: MLflow's scoring server behind the "
-                            "kit's front (version headers, prediction log, reload on SIGHUP)")
+                       help="edge: the Node edge server on the bundle; cloud: the registered MLflow model in worker "
+                            "processes behind the kit's front (micro-batching, version headers, prediction log, "
+                            "/metrics, reload on SIGHUP)")
     serve.add_argument("name")
     serve.add_argument("--alias", required=True)
     serve.add_argument("--port", type=int, default=8080)
@@ -65,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cloud: prediction log folder (default: mlruns/predictions/NAME-ALIAS/)")
     serve.add_argument("--log-inputs", choices=["full", "hash"],
                        help="cloud: log each row's inputs in full (default) or only their sha256")
+    serve.add_argument("--workers", type=_positive_int,
+                       help="cloud: worker processes holding the model (default: one per core, at most 4)")
+    serve.add_argument("--max-batch", type=_positive_int,
+                       help="cloud: most requests scored together in one call of the model (default 32)")
+    serve.add_argument("--max-wait-ms", type=_non_negative_float,
+                       help="cloud: longest a request waits for batch-mates while other batches are being scored "
+                            "(default 2; a lone request never waits)")
 
     deploy = commands.add_parser("deploy", help="write a self-contained deployable of the version that holds an alias")
     deploy.add_argument("target", choices=["edge"])
@@ -182,11 +190,30 @@ def cmd_rollback(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number >= 1")
+    return int(text)
+
+
+def _non_negative_float(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number >= 0")
+    return value
+
+
 def cmd_serve(args) -> int:
     from kit.errors import SpecError
     from kit.project import find_root
 
-    other = {"edge": {"--log-dir": args.log_dir, "--log-inputs": args.log_inputs},
+    other = {"edge": {"--log-dir": args.log_dir, "--log-inputs": args.log_inputs, "--workers": args.workers,
+                      "--max-batch": args.max_batch, "--max-wait-ms": args.max_wait_ms is not None},
              "cloud": {"--reject-out-of-range": args.reject_out_of_range, "--fallback-url": args.fallback_url}}
     wrong = [option for option, value in other[args.target].items() if value]
     if wrong:
@@ -194,8 +221,10 @@ def cmd_serve(args) -> int:
     if args.target == "cloud":
         from kit.targets.cloud.front import serve as serve_cloud
 
+        batching = {key: value for key, value in (("workers", args.workers), ("max_batch", args.max_batch),
+                    ("max_wait", None if args.max_wait_ms is None else args.max_wait_ms / 1000)) if value is not None}
         return serve_cloud(find_root(), args.name, args.alias, args.port, args.host,
-                           log_dir=args.log_dir, log_inputs=args.log_inputs or "full")
+                           log_dir=args.log_dir, log_inputs=args.log_inputs or "full", **batching)
     from kit.targets.edge.deploy import serve
 
     serve(find_root(), args.name, args.alias, args.port, args.host,
