@@ -47,11 +47,18 @@ class BodyTooLarge(Exception):
 class Front:
     def __init__(self, root: Path, name: str, alias: str, host: str = "127.0.0.1", port: int = 8080,
                  log_dir: Path | None = None, log_inputs: str = "full", backend_timeout: float = 180,
-                 workers: int | None = None, max_batch: int = DEFAULT_MAX_BATCH, max_wait: float = DEFAULT_MAX_WAIT):
-        from kit import store
-
+                 workers: int | None = None, max_batch: int = DEFAULT_MAX_BATCH, max_wait: float = DEFAULT_MAX_WAIT,
+                 model_uri: str | None = None):
+        """`model_uri`: serve that model (any MLflow model URI or folder) as version "candidate"
+        instead of following NAME@ALIAS in the registry (the cloud_latency gate does)."""
         self.root, self.name, self.alias, self.host, self.port = root, name, alias, host, port
-        self.tracking_uri = store.tracking_uri(root)
+        self.model_uri = model_uri
+        if model_uri is None:
+            from kit import store
+
+            self.tracking_uri = store.tracking_uri(root)
+        else:
+            self.tracking_uri = None
         self.log_dir = Path(log_dir) if log_dir else default_log_dir(root, name, alias)
         self.log_inputs, self.backend_timeout = log_inputs, backend_timeout
         self.workers, self.max_batch, self.max_wait = workers, max_batch, max_wait
@@ -70,6 +77,8 @@ class Front:
 
     def resolve(self) -> str:
         """The version that holds the alias now (RegistryError if none)."""
+        if self.model_uri is not None:
+            return "candidate"
         from mlflow.exceptions import MlflowException
 
         from kit import store
@@ -85,7 +94,8 @@ class Front:
         """Worker processes for models:/NAME/VERSION, once each has loaded it. Their output goes
         to LOG_DIR/workers-vVERSION.log."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        pool = WorkerPool(f"models:/{self.name}/{version}", version, self.workers, self.max_batch, self.max_wait,
+        uri = self.model_uri or f"models:/{self.name}/{version}"
+        pool = WorkerPool(uri, version, self.workers, self.max_batch, self.max_wait,
                           tracking_uri=self.tracking_uri, log_path=self.log_dir / f"workers-v{version}.log",
                           on_batch=self.metrics.batch_size.observe)
         return await pool.start(self.backend_timeout)
@@ -281,6 +291,43 @@ class Front:
             await backend.close()
         if self.log is not None:
             self.log.close()
+
+
+class InThread:
+    """A Front serving on an event loop in a background thread (no signal handlers: only the
+    main thread may have them); `with InThread(front) as url:` ... stopped on leaving."""
+
+    def __init__(self, front: Front, timeout: float = 300):
+        import threading
+
+        self.front, self.timeout, self.error = front, timeout, None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run, name="kit-cloud-front", daemon=True)
+
+    def _run(self) -> None:
+        async def main():
+            self.loop = asyncio.get_running_loop()
+            await self.front.run(handle_signals=False)
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # reported by __enter__
+            self.error = error
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + self.timeout
+        while self.front.url is None and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.front.url is None:
+            self.__exit__()
+            raise self.error or ServeError(f"the cloud server did not start within {self.timeout:g} s")
+        return self.front.url
+
+    def __exit__(self, *exc) -> None:
+        if self.loop is not None and self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.front.stop)
+        self.thread.join(timeout=120)
 
 
 class _Counted:
