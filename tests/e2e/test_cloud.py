@@ -210,7 +210,7 @@ def test_rollback_and_sighup_switch_versions_without_a_failed_request(cloud, fro
                 answers.append((repr(exc), None, b""))
                 connection = http.client.HTTPConnection("127.0.0.1", front.port, timeout=60)
 
-    threads = [threading.Thread(target=client) for _ in range(2)]
+    threads = [threading.Thread(target=client) for _ in range(8)]  # batches form while the switch happens
     for thread in threads:
         thread.start()
     try:
