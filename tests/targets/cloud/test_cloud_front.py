@@ -283,3 +283,8 @@ def test_cli_rejects_options_of_the_other_target(capsys):
     assert "--reject-out-of-range: not an option of the cloud target" in capsys.readouterr().err
     assert main(["serve", "edge", "toy", "--alias", "a", "--log-inputs", "hash"]) == 2
     assert "--log-inputs: not an option of the edge target" in capsys.readouterr().err
+    assert main(["serve", "edge", "toy", "--alias", "a", "--workers", "2", "--max-wait-ms", "0"]) == 2
+    assert "--workers, --max-wait-ms: not an option of the edge target" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        main(["serve", "cloud", "toy", "--alias", "a", "--max-batch", "0"])
+    assert bad.value.code == 2 and "--max-batch: '0': use a whole number >= 1" in capsys.readouterr().err
