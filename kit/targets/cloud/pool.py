@@ -28,8 +28,11 @@ from typing import Callable
 
 from kit.errors import KitError
 
+# Defaults: a batch of 32 single rows costs the model about what one row costs; 2 ms is a tenth
+# of the 20 ms budget. NOT yet confirmed by a clean measurement (the shared machine they were
+# written on ran ~50x slow): compare with `kit serve cloud --max-wait-ms 0` in benchmarks/serving.py.
 DEFAULT_MAX_BATCH = 32
-DEFAULT_MAX_WAIT = 0.002  # seconds; chosen by measurement (benchmarks/serving.py)
+DEFAULT_MAX_WAIT = 0.002  # seconds
 JSON = "application/json"
 
 
@@ -185,6 +188,9 @@ class WorkerPool:
         self._dispatch()
 
     def _answered(self, worker: _Worker) -> None:
+        # uvloop makes a watched fd non-blocking; an answer larger than the pipe's buffer must
+        # then still be read whole (it is on its way: the worker is writing it).
+        os.set_blocking(worker.outbox.fileno(), True)
         answers = _receive(worker.outbox)
         if answers is None:
             self._lost(worker)
