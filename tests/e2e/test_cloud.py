@@ -1,9 +1,10 @@
 """The cloud target end to end, on real servers: two versions of a tiny LightGBM spec model in a
-scratch project's registry, `kit serve cloud` in front of MLflow's scoring server, its
-prediction log, `kit rollback` + SIGHUP while a client keeps sending (no failed request),
-bad bodies, SIGTERM, and the cloud_latency gate on the real scoring server.
+scratch project's registry, `kit serve cloud` (pyfunc worker processes behind the front,
+micro-batching), its prediction log, `kit rollback` + SIGHUP while 8 clients keep sending (no
+failed request), bad bodies, SIGTERM, the front against MLflow's bare scoring server, and the
+cloud_latency gate serving the candidate the same way.
 
-The tests run in file order and share one front server (the scoring server takes ~10 s to start).
+The tests run in file order and share one front server (its workers take ~10 s to start).
 """
 
 from __future__ import annotations
