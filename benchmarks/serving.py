@@ -197,7 +197,7 @@ def measure_model(name: str, root: Path, env: dict, model: str, rows: list[dict]
             finally:
                 stop(server)
     port = free_port()
-    edge_model = "ctr" if name == "ctr" else "iris"
+    edge_model = "ctr" if name == "ctr" else "iris-classifier"  # the `model:` of ctr.yaml / iris_edge.yaml
     server = start([*KIT, "serve", "edge", edge_model, "--alias", "edge-champion", "--port", str(port)],
                    env, root, lambda: answers(port, "GET", "/health"))
     try:
