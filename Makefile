@@ -8,7 +8,7 @@ example: setup
 	.venv/bin/kit run pipelines/iris.yaml
 
 test: setup
-	@scripts/setup-browser
+	@scripts/setup-system
 	.venv/bin/pytest
 
 lab: setup

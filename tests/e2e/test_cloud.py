@@ -1,9 +1,10 @@
 """The cloud target end to end, on real servers: two versions of a tiny LightGBM spec model in a
-scratch project's registry, `kit serve cloud` in front of MLflow's scoring server, its
-prediction log, `kit rollback` + SIGHUP while a client keeps sending (no failed request),
-bad bodies, SIGTERM, and the cloud_latency gate on the real scoring server.
+scratch project's registry, `kit serve cloud` (pyfunc worker processes behind the front,
+micro-batching), its prediction log, `kit rollback` + SIGHUP while 8 clients keep sending (no
+failed request), bad bodies, SIGTERM, the front against MLflow's bare scoring server, and the
+cloud_latency gate serving the candidate the same way.
 
-The tests run in file order and share one front server (the scoring server takes ~10 s to start).
+The tests run in file order and share one front server (its workers take ~10 s to start).
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def test_rollback_and_sighup_switch_versions_without_a_failed_request(cloud, fro
                 answers.append((repr(exc), None, b""))
                 connection = http.client.HTTPConnection("127.0.0.1", front.port, timeout=60)
 
-    threads = [threading.Thread(target=client) for _ in range(2)]
+    threads = [threading.Thread(target=client) for _ in range(8)]  # batches form while the switch happens
     for thread in threads:
         thread.start()
     try:

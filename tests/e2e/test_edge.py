@@ -123,7 +123,7 @@ def test_bad_bodies_do_not_crash_the_server(server):
 def test_browser_page_predicts_in_page_and_falls_back(edge):
     project, done = edge
     assert done.returncode == 0
-    assert Path("/usr/bin/chromium").exists(), "make test installs chromium (scripts/setup-browser)"
+    assert Path("/usr/bin/chromium").exists(), "make test installs chromium (scripts/setup-system)"
     bundle = step_output(project, "iris_edge", "convert", "bundle_dir")
     run = subprocess.run(["node", "--test", "test/browser.test.js"], cwd=RUNTIME, capture_output=True, text=True,
                          env={**os.environ, "KIT_TEST_BUNDLE": str(bundle)}, timeout=300)

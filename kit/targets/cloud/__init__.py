@@ -1,9 +1,11 @@
-"""The cloud target: MLflow's scoring server on a model that takes raw rows (the feature spec
-inside the pyfunc), behind the kit's front server (version headers, prediction log, reload
-without dropped requests), and the `cloud_latency` gate.
+"""The cloud target: a registered MLflow model (e.g. one that takes raw rows, the feature spec
+inside the pyfunc) served by the kit's front (uvicorn; version headers, prediction log,
+micro-batching over worker processes that load the model through MLflow's pyfunc API, /metrics,
+reload without dropped requests), MLflow's bare scoring server for comparison, and the
+`cloud_latency` gate.
 
 Names are imported on first use: the gate registry loads `kit.targets.cloud.gates` in every
-`kit validate`, which must not pay for importing mlflow or pandas.
+`kit validate`, which must not pay for importing mlflow, pandas or uvicorn.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ _WHERE = {
     "PredictionLog": "predlog",
     "read_predictions": "predlog",
     "Front": "front",
+    "WorkerPool": "pool",
     "serve": "front",
     "CloudLatency": "gates",
 }

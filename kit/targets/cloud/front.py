@@ -1,16 +1,14 @@
-"""`kit serve cloud NAME --alias ALIAS`: the kit's front server before MLflow's scoring server.
+"""`kit serve cloud NAME --alias ALIAS`: the kit's cloud server.
 
-    clients --keep-alive--> front (this process) --pooled keep-alive--> scoring server (vN)
-                              |  X-Model-Name / X-Model-Version / X-Request-Id on every answer
-                              |  prediction log (predlog.py), written off the request path
-                              '- SIGHUP or POST /admin/reload: alias moved? start vM, switch, drain vN
+    clients --keep-alive HTTP--> front (uvicorn + starlette, this process)
+        |  X-Model-Name / X-Model-Version / X-Request-Id on every answer, prediction log, /metrics
+        '--> micro-batches --> N worker processes, each holding mlflow.pyfunc.load_model(models:/NAME/V)
+    SIGHUP or POST /admin/reload: alias moved? start workers for vM, switch, drain and stop vN
 
-The scoring server knows nothing of aliases, versions or request ids, and cannot swap its
-model while serving; the front adds exactly that. Its HTTP is our own small proxy
-(proxy.py, which says why not a library) on asyncio, with uvloop when installed. Measured on
-this 2-core machine with a LightGBM spec model: +0.5 ms p50 over the scoring server for one
-client; with 8 clients the single-worker scoring server is saturated (~250 requests/s) and
-the front's CPU share costs ~6% of latency. A reload takes ~6 s (the new server's start).
+The model is the registered MLflow model, loaded through MLflow's pyfunc API, and each request
+is answered as MLflow's scoring server answers it (worker.py); the front adds versions,
+request ids, the prediction log, adaptive micro-batching over the workers (pool.py) and a
+reload that drops no request. HTTP comes from uvicorn on httptools (protocol.py).
 """
 
 from __future__ import annotations
@@ -25,15 +23,16 @@ import uuid
 from pathlib import Path
 
 from kit.errors import KitError, StepFailure
+from kit.targets.cloud.metrics import CONTENT_TYPE as METRICS_TYPE
+from kit.targets.cloud.metrics import Metrics
+from kit.targets.cloud.pool import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT, WorkerPool, WorkerStartError
 from kit.targets.cloud.predlog import PredictionLog
-from kit.targets.cloud.proxy import MAX_HEAD, BackendError, BadRequest, Pool, read_request, response
-from kit.targets.cloud.server import ScoringServer, ScoringServerError, free_port
+from kit.targets.cloud.protocol import FrontProtocol
 
-FORWARDED = ("/ping", "/health", "/version")
 LOCAL = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 MAX_BODY = 64 * 1024 * 1024
 CLIENT_IDLE_SECONDS = 75  # an idle client connection is closed after this
-BACKEND_IDLE_SECONDS = 30  # below uvicorn's keep-alive (server.UVICORN_ENV): we close first
+SHUTDOWN_SECONDS = 60  # in-flight requests get this long to finish on SIGTERM
 JSON = "application/json"
 
 
@@ -41,64 +40,35 @@ class ServeError(StepFailure):
     """The front cannot start (e.g. its port is taken)."""
 
 
-class Backend:
-    """One scoring server on a private port, its connection pool, and its in-flight count."""
-
-    def __init__(self, version: str, server: ScoringServer):
-        self.version, self.server = version, server
-        self.pool = Pool("127.0.0.1", server.port)
-        self.inflight = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
-
-    def enter(self) -> None:
-        self.inflight += 1
-        self.idle.clear()
-
-    def leave(self) -> None:
-        self.inflight -= 1
-        if self.inflight == 0:
-            self.idle.set()
-
-    async def forward(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes, str]:
-        """(status, body, content type); a backend failure becomes a 502/504 answer."""
-        self.enter()
-        try:
-            status, answer_headers, answer = await self.pool.request(method, path, headers, body)
-            return status, answer, answer_headers.get("content-type", JSON)
-        except BackendError as error:
-            message = f"the scoring server (v{self.version}) failed: {error}"
-            return error.status, json.dumps({"error_code": "BACKEND_UNAVAILABLE", "message": message}).encode(), JSON
-        finally:
-            self.leave()
-
-    async def close(self) -> None:
-        self.pool.close()
-        await asyncio.to_thread(self.server.stop)
-
-
-class _Connection:
-    __slots__ = ("writer", "task", "busy", "since")
-
-    def __init__(self, writer, task):
-        self.writer, self.task, self.busy, self.since = writer, task, False, time.monotonic()
+class BodyTooLarge(Exception):
+    pass
 
 
 class Front:
     def __init__(self, root: Path, name: str, alias: str, host: str = "127.0.0.1", port: int = 8080,
-                 log_dir: Path | None = None, log_inputs: str = "full", backend_timeout: float = 180):
-        from kit import store
-
+                 log_dir: Path | None = None, log_inputs: str = "full", backend_timeout: float = 180,
+                 workers: int | None = None, max_batch: int = DEFAULT_MAX_BATCH, max_wait: float = DEFAULT_MAX_WAIT,
+                 model_uri: str | None = None):
+        """`model_uri`: serve that model (any MLflow model URI or folder) as version "candidate"
+        instead of following NAME@ALIAS in the registry (the cloud_latency gate does)."""
         self.root, self.name, self.alias, self.host, self.port = root, name, alias, host, port
-        self.tracking_uri = store.tracking_uri(root)
+        self.model_uri = model_uri
+        if model_uri is None:
+            from kit import store
+
+            self.tracking_uri = store.tracking_uri(root)
+        else:
+            self.tracking_uri = None
         self.log_dir = Path(log_dir) if log_dir else default_log_dir(root, name, alias)
         self.log_inputs, self.backend_timeout = log_inputs, backend_timeout
-        self.backend: Backend | None = None
-        self.retired: set[Backend] = set()  # switched away from, still draining
+        self.workers, self.max_batch, self.max_wait = workers, max_batch, max_wait
+        self.backend: WorkerPool | None = None
+        self.retired: set = set()  # switched away from, still draining
         self.log: PredictionLog | None = None
+        self.metrics = Metrics(lambda: self.log)
         self.closing = False
         self.url: str | None = None  # once listening
-        self.connections: set[_Connection] = set()
+        self._server = None
         self._reload_lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -107,6 +77,8 @@ class Front:
 
     def resolve(self) -> str:
         """The version that holds the alias now (RegistryError if none)."""
+        if self.model_uri is not None:
+            return "candidate"
         from mlflow.exceptions import MlflowException
 
         from kit import store
@@ -118,31 +90,15 @@ class Front:
             raise RegistryError(f"no version of {self.name!r} holds alias {self.alias!r} "
                                 f"(see `kit models {self.name}`)") from None
 
-    async def start_backend(self, version: str) -> Backend:
-        """A scoring server for models:/NAME/VERSION on a free private port, once it answers /ping
-        (another port if one is taken meanwhile); stopped again on failure. Its output goes to
-        LOG_DIR/backend-vVERSION.log."""
-        for attempt in range(1, 4):
-            server = ScoringServer.launch(f"models:/{self.name}/{version}", free_port(),
-                                          tracking_uri=self.tracking_uri,
-                                          log_path=self.log_dir / f"backend-v{version}.log")
-            try:
-                deadline = time.monotonic() + self.backend_timeout
-                while not await asyncio.to_thread(server.ready):
-                    if time.monotonic() > deadline:
-                        raise ScoringServerError(f"the scoring server for {self.name} v{version} did not answer "
-                                                 f"within {self.backend_timeout:g} s:\n{server.log_tail()}")
-                    await asyncio.sleep(0.1)
-                return Backend(version, server)
-            except ScoringServerError:
-                retry = attempt < 3 and server.port_taken()
-                await asyncio.to_thread(server.stop, 5)
-                if not retry:
-                    raise
-            except BaseException:
-                await asyncio.to_thread(server.stop, 5)
-                raise
-        raise AssertionError("not reached")
+    async def start_backend(self, version: str) -> WorkerPool:
+        """Worker processes for models:/NAME/VERSION, once each has loaded it. Their output goes
+        to LOG_DIR/workers-vVERSION.log."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        uri = self.model_uri or f"models:/{self.name}/{version}"
+        pool = WorkerPool(uri, version, self.workers, self.max_batch, self.max_wait,
+                          tracking_uri=self.tracking_uri, log_path=self.log_dir / f"workers-v{version}.log",
+                          on_batch=self.metrics.batch_size.observe)
+        return await pool.start(self.backend_timeout)
 
     async def reload(self) -> dict:
         """Follow the alias: start the new version, switch to it, drain and stop the old one."""
@@ -162,88 +118,96 @@ class Front:
                 new = await self.start_backend(version)
             except (KitError, OSError) as error:
                 return self._reload_failed(old, f"v{version} did not start: {error}")
-            # The switch: requests read `self.backend` once, in the same event-loop step that
-            # counts them in flight, so each goes wholly to the old or wholly to the new one.
+            # The switch: a request reads `self.backend` once and queues on it in the same
+            # event-loop step, so each goes wholly to the old or wholly to the new version.
             self.backend = new
             self.retired.add(old)
+            self.metrics.serving(self.name, new.version, previous=old.version)
             print(f"reloaded {self.name} v{old.version} -> v{new.version}", flush=True)
-            await old.idle.wait()
+            await old.drain()
             await old.close()
             self.retired.discard(old)
             return {"reloaded": True, "from": old.version, "to": new.version,
                     "seconds": round(time.monotonic() - started, 3)}
 
-    def _reload_failed(self, old: Backend, why: str) -> dict:
+    def _reload_failed(self, old, why: str) -> dict:
         print(f"reload of {self.name}@{self.alias} failed, still serving v{old.version}: {why}",
               file=sys.stderr, flush=True)
         return {"reloaded": False, "version": old.version, "error": why}
 
     # -- HTTP ------------------------------------------------------------------------------------
 
-    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(writer, asyncio.current_task())
-        self.connections.add(conn)
-        peer = (writer.get_extra_info("peername") or ("",))[0]
-        try:
-            while not self.closing:
-                conn.busy, conn.since = False, time.monotonic()
-                try:
-                    request = await read_request(reader, writer, MAX_BODY)
-                except BadRequest as error:
-                    body = json.dumps({"error_code": "BAD_REQUEST", "message": error.message}).encode()
-                    writer.write(response(error.status, body, [("Content-Type", JSON)], close=True))
-                    break
-                if request is None:
-                    break
-                conn.busy = True
-                started = time.perf_counter()
-                try:
-                    status, body, headers = await self.route(request, peer, started)
-                except Exception as error:  # a bug here must cost one answer, not the connection
-                    print(f"error answering {request.method} {request.path}: {type(error).__name__}: {error}",
-                          file=sys.stderr, flush=True)
-                    status, body, headers = _json(500, {"error": f"{type(error).__name__}: {error}"})
-                close = not request.keep_alive or self.closing
-                writer.write(response(status, body, headers, close, http10_keep_alive=request.http10))
-                await writer.drain()
-                if close:
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.connections.discard(conn)
-            writer.close()
+    def app(self):
+        """The ASGI application: starlette routes, JSON for every error, requests counted."""
+        from starlette.applications import Starlette
+        from starlette.exceptions import HTTPException
+        from starlette.responses import Response
+        from starlette.routing import Route
 
-    async def route(self, request, peer: str, started: float) -> tuple[int, bytes, list[tuple[str, str]]]:
-        path, method = request.path, request.method
-        if path == "/invocations" and method == "POST":
-            return await self.invocations(request, started)
-        if path in FORWARDED and method == "GET":
+        def model_headers(backend) -> dict[str, str]:
+            return {"X-Model-Name": self.name, "X-Model-Version": backend.version}
+
+        async def invocations(request):
+            started, arrived = time.perf_counter(), time.time()
+            request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
             backend = self.backend
-            status, body, content_type = await backend.forward("GET", path, {})
-            return status, body, [("Content-Type", content_type), ("X-Model-Name", self.name),
-                                  ("X-Model-Version", backend.version)]
-        if path == "/admin/reload" and method == "POST":
-            if peer not in LOCAL:
-                return _json(403, {"error": "reload is allowed from 127.0.0.1 only"})
+            headers = {**model_headers(backend), "X-Request-Id": request_id}
+            try:
+                body = await _read_body(request, MAX_BODY)
+            except BodyTooLarge:
+                return _json(413, {"error_code": "BAD_REQUEST", "message": f"body larger than {MAX_BODY} bytes"},
+                             {**headers, "Connection": "close"})
+            content_type = request.headers.get("content-type") or JSON
+            status, answer, answer_type = await backend.score(content_type, body)
+            if status >= 400 and not answer_type.startswith(JSON):  # MLflow's 415 is plain text
+                answer = json.dumps({"error_code": "BAD_REQUEST", "message": answer.decode(errors="replace")}).encode()
+                answer_type = JSON
+            seconds = time.perf_counter() - started
+            self.metrics.latency.observe(seconds)
+            self.log.submit(arrived, self.name, backend.version, request_id, seconds * 1000, status, body, answer)
+            return Response(answer, status, headers, media_type=answer_type)
+
+        async def ping(request):
+            return Response("\n", 200, model_headers(self.backend), media_type=JSON)
+
+        async def version(request):
+            import mlflow.version
+
+            return Response(mlflow.version.VERSION, 200, model_headers(self.backend), media_type=JSON)
+
+        async def reload(request):
+            if (request.client.host if request.client else "") not in LOCAL:
+                return _json(403, {"error_code": "FORBIDDEN", "message": "reload is allowed from 127.0.0.1 only"})
             outcome = await self.reload()
             return _json(500 if "error" in outcome else 200, outcome)
-        allowed = {"/invocations": "POST", "/admin/reload": "POST", **{p: "GET" for p in FORWARDED}}.get(path)
-        if allowed:
-            status, body, headers = _json(405, {"error": f"{method} {path}: use {allowed}"})
-            return status, body, headers + [("Allow", allowed)]
-        return _json(404, {"error": f"no {path}; POST /invocations, GET /ping, /health, /version"})
 
-    async def invocations(self, request, started: float) -> tuple[int, bytes, list[tuple[str, str]]]:
-        arrived = time.time()
-        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        backend = self.backend
-        status, answer, content_type = await backend.forward("POST", "/invocations", {
-            "Content-Type": request.headers.get("content-type", JSON), "X-Request-Id": request_id}, request.body)
-        self.log.submit(arrived, self.name, backend.version, request_id, (time.perf_counter() - started) * 1000,
-                        status, request.body, answer)
-        return status, answer, [("Content-Type", content_type), ("X-Model-Name", self.name),
-                                ("X-Model-Version", backend.version), ("X-Request-Id", request_id)]
+        async def metrics(request):
+            return Response(self.metrics.text(), 200, media_type=METRICS_TYPE)
+
+        async def openapi(request):
+            return _json(200, OPENAPI)
+
+        async def http_error(request, error: HTTPException):
+            if error.status_code == 404:
+                message = f"no {request.url.path}; POST /invocations, GET /ping, /health, /version, /metrics, /openapi.json"
+            else:
+                message = f"{request.method} {request.url.path}: use {(error.headers or {}).get('Allow', '')}"
+            return _json(error.status_code, {"error_code": "BAD_REQUEST" if error.status_code < 500 else "ERROR",
+                                             "message": message}, error.headers)
+
+        async def crash(request, error: Exception):  # a bug here must cost one answer, not the connection
+            print(f"error answering {request.method} {request.url.path}: {type(error).__name__}: {error}",
+                  file=sys.stderr, flush=True)
+            return _json(500, {"error_code": "INTERNAL_ERROR", "message": f"{type(error).__name__}: {error}"})
+
+        routes = [Route("/invocations", invocations, methods=["POST"]),
+                  Route("/ping", ping, methods=["GET"]), Route("/health", ping, methods=["GET"]),
+                  Route("/version", version, methods=["GET"]),
+                  Route("/admin/reload", reload, methods=["POST"]),
+                  Route("/metrics", metrics, methods=["GET"]),
+                  Route("/openapi.json", openapi, methods=["GET"])]
+        app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: crash})
+        return _Counted(app, self.metrics)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -251,17 +215,6 @@ class Front:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(5)
-            now = time.monotonic()
-            for conn in list(self.connections):
-                if not conn.busy and now - conn.since > CLIENT_IDLE_SECONDS:
-                    conn.writer.close()
-            for backend in (self.backend, *self.retired):
-                if backend is not None:
-                    backend.pool.sweep(BACKEND_IDLE_SECONDS)
 
     def stop(self) -> None:
         """What SIGTERM / SIGINT do (call it on the event loop's thread)."""
@@ -274,9 +227,9 @@ class Front:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
             loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
-        server = listener = None
+        listener = None
         try:
-            listener = _listen(self.host, self.port)  # a taken port fails before a backend starts
+            listener = _listen(self.host, self.port)  # a taken port fails before a worker starts
             startup = asyncio.ensure_future(self._start())
             stop = asyncio.ensure_future(self._stop.wait())
             await asyncio.wait({startup, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -286,46 +239,129 @@ class Front:
                 return 0
             startup.result()
             self.log = PredictionLog(self.log_dir, self.log_inputs)
-            server = await asyncio.start_server(self.connection, sock=listener, limit=MAX_HEAD)
-            self._spawn(self._sweep())
+            self._server = await self._listen_http(listener)
             self.url = f"http://{self.host}:{listener.getsockname()[1]}"
-            print(f"prediction log: {self.log_dir} (inputs: {self.log_inputs}); backend output: "
-                  f"{self.log_dir}/backend-v*.log; SIGHUP or POST /admin/reload follows the alias",
-                  file=sys.stderr, flush=True)
+            print(f"prediction log: {self.log_dir} (inputs: {self.log_inputs}); workers' output: "
+                  f"{self.log_dir}/workers-v*.log; SIGHUP or POST /admin/reload follows the alias; "
+                  f"{self.backend.size} workers, batches of up to {self.max_batch}, "
+                  f"max wait {self.max_wait * 1000:g} ms", file=sys.stderr, flush=True)
             print(f"listening on {self.url} ({self.name} v{self.backend.version})", flush=True)
             await stop
             return 0
         finally:
-            await self._shutdown(server, listener)
+            await self._shutdown(listener)
             if handle_signals:  # back to the defaults (uvloop does not restore them on close)
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
 
+    async def _listen_http(self, listener: socket.socket):
+        import uvicorn
+
+        protocol = type("Protocol", (FrontProtocol,), {"on_refused": staticmethod(self._refused)})
+        config = uvicorn.Config(self.app(), http=protocol, lifespan="off", access_log=False, log_config=None,
+                                log_level="warning", timeout_keep_alive=CLIENT_IDLE_SECONDS,
+                                timeout_graceful_shutdown=SHUTDOWN_SECONDS, server_header=False, date_header=False)
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[listener])
+        return server
+
+    def _refused(self, status: int) -> None:
+        self.metrics.answered("(unparsed)", status)
+
     async def _start(self) -> None:
         version = await asyncio.to_thread(self.resolve)
         self.backend = await self.start_backend(version)
+        self.metrics.serving(self.name, version)
 
-    async def _shutdown(self, server, listener) -> None:
+    async def _shutdown(self, listener) -> None:
         """Stop accepting, close idle connections, let in-flight requests finish (60 s at most),
-        then stop the backends and flush the prediction log."""
+        then stop the workers and flush the prediction log."""
         self.closing = True
-        if server is not None:
-            server.close()
-        if listener is not None:
+        if self._server is not None:
+            await self._server.shutdown(sockets=[listener])
+        elif listener is not None:
             listener.close()
-        for conn in list(self.connections):
-            if not conn.busy:
-                conn.writer.close()
-        busy = [conn.task for conn in self.connections]
-        if busy:
-            await asyncio.wait(busy, timeout=60)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for backend in {self.backend, *self.retired} - {None}:
+            await backend.drain()
             await backend.close()
         if self.log is not None:
             self.log.close()
+
+
+class InThread:
+    """A Front serving on an event loop in a background thread (no signal handlers: only the
+    main thread may have them); `with InThread(front) as url:` ... stopped on leaving."""
+
+    def __init__(self, front: Front, timeout: float = 300):
+        import threading
+
+        self.front, self.timeout, self.error = front, timeout, None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run, name="kit-cloud-front", daemon=True)
+
+    def _run(self) -> None:
+        async def main():
+            self.loop = asyncio.get_running_loop()
+            await self.front.run(handle_signals=False)
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # reported by __enter__
+            self.error = error
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + self.timeout
+        while self.front.url is None and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.front.url is None:
+            self.__exit__()
+            raise self.error or ServeError(f"the cloud server did not start within {self.timeout:g} s")
+        return self.front.url
+
+    def __exit__(self, *exc) -> None:
+        if self.loop is not None and self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.front.stop)
+        self.thread.join(timeout=120)
+
+
+class _Counted:
+    """ASGI middleware: every HTTP answer counted in /metrics by path and status."""
+
+    KNOWN = {"/invocations", "/ping", "/health", "/version", "/admin/reload", "/metrics", "/openapi.json"}
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"] if scope["path"] in self.KNOWN else "(other)"
+
+        async def counting_send(message):
+            if message["type"] == "http.response.start":
+                self.metrics.answered(path, message["status"])
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
+async def _read_body(request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def default_log_dir(root: Path, name: str, alias: str) -> Path:
@@ -335,8 +371,9 @@ def default_log_dir(root: Path, name: str, alias: str) -> Path:
 
 
 def serve(root: Path, name: str, alias: str, port: int = 8080, host: str = "127.0.0.1",
-          log_dir: Path | None = None, log_inputs: str = "full") -> int:
-    """Run the front server until SIGTERM / SIGINT; returns the exit code (0)."""
+          log_dir: Path | None = None, log_inputs: str = "full", workers: int | None = None,
+          max_batch: int = DEFAULT_MAX_BATCH, max_wait: float = DEFAULT_MAX_WAIT) -> int:
+    """Run the cloud server until SIGTERM / SIGINT; returns the exit code (0)."""
     try:
         import uvloop
 
@@ -345,9 +382,13 @@ def serve(root: Path, name: str, alias: str, port: int = 8080, host: str = "127.
         run = asyncio.run
 
     async def main() -> int:
-        return await Front(root, name, alias, host, port, log_dir=log_dir, log_inputs=log_inputs).run()
+        return await Front(root, name, alias, host, port, log_dir=log_dir, log_inputs=log_inputs,
+                           workers=workers, max_batch=max_batch, max_wait=max_wait).run()
 
-    return run(main())
+    try:
+        return run(main())
+    except WorkerStartError as error:
+        raise ServeError(str(error)) from None
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -364,5 +405,51 @@ def _listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def _json(status: int, payload: dict) -> tuple[int, bytes, list[tuple[str, str]]]:
-    return status, json.dumps(payload).encode(), [("Content-Type", JSON)]
+def _json(status: int, payload: dict, headers: dict | None = None):
+    from starlette.responses import Response
+
+    return Response(json.dumps(payload), status, headers, media_type=JSON)
+
+
+_ERROR = {"type": "object", "required": ["error_code", "message"],
+          "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}}}
+_VERSIONED = {name: {"schema": {"type": "string"}} for name in ("X-Model-Name", "X-Model-Version")}
+_ERRORS = {str(status): {"description": why, "content": {JSON: {"schema": _ERROR}}}
+           for status, why in ((400, "the body is not a table the model can score"),
+                               (413, f"body larger than {MAX_BODY} bytes"),
+                               (415, "a content type the scoring server does not read"))}
+OPENAPI = {
+    "openapi": "3.0.3",
+    "info": {"title": "kit serve cloud", "version": "1",
+             "description": "An MLflow model behind the kit's front: MLflow's scoring protocol, version headers, "
+                            "a prediction log, micro-batching."},
+    "paths": {
+        "/invocations": {"post": {
+            "summary": "Score rows (MLflow's scoring protocol: dataframe_records, dataframe_split, instances, inputs)",
+            "parameters": [{"name": "X-Request-Id", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {JSON: {"schema": {
+                "type": "object",
+                "properties": {"dataframe_records": {"type": "array", "items": {"type": "object"}},
+                               "dataframe_split": {"type": "object", "properties": {
+                                   "columns": {"type": "array", "items": {"type": "string"}},
+                                   "data": {"type": "array", "items": {"type": "array"}}}},
+                               "instances": {"type": "array"}, "inputs": {}, "params": {"type": "object"}}}}}},
+            "responses": {"200": {"description": "one prediction per row", "headers": {
+                **_VERSIONED, "X-Request-Id": {"schema": {"type": "string"}}},
+                "content": {JSON: {"schema": {"type": "object", "required": ["predictions"],
+                                              "properties": {"predictions": {}}}}}}, **_ERRORS}}},
+        **{path: {"get": {"summary": "liveness", "responses": {"200": {"description": "serving",
+                                                                        "headers": _VERSIONED}}}}
+           for path in ("/ping", "/health")},
+        "/version": {"get": {"summary": "MLflow's version", "responses": {"200": {"description": "a version string"}}}},
+        "/metrics": {"get": {"summary": "Prometheus text format", "responses": {"200": {
+            "description": "requests, errors, latency, batch sizes, served version, prediction-log records",
+            "content": {METRICS_TYPE.split(";")[0]: {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"summary": "this description", "responses": {"200": {"description": "OpenAPI 3"}}}},
+        "/admin/reload": {"post": {"summary": "follow the alias (from 127.0.0.1 only)", "responses": {
+            "200": {"description": "reloaded, or nothing to do", "content": {JSON: {"schema": {"type": "object"}}}},
+            "403": {"description": "not from 127.0.0.1", "content": {JSON: {"schema": _ERROR}}},
+            "500": {"description": "the new version did not start; the old one keeps serving",
+                    "content": {JSON: {"schema": {"type": "object"}}}}}}},
+    },
+}

@@ -5,7 +5,9 @@ A request only appends its raw bytes to a deque (no JSON parsing, no I/O, never 
 a writer thread turns them into one record per row and writes them, flushing at least every
 `flush_every` seconds and on close. If the writer falls `max_pending` requests behind, newer
 requests are dropped from the log (counted, and reported on stderr) rather than slowing
-serving or growing memory without bound.
+serving or growing memory without bound. Nothing is lost silently: every request not recorded
+(writer behind, or the disk refusing a write) is counted in `dropped`, said on stderr (the
+server's own log) and exposed in the cloud server's /metrics.
 
     df = read_predictions("mlruns/predictions/iris-classifier-champion")
     df.groupby("version")["latency_ms"].describe()
@@ -68,7 +70,8 @@ class PredictionLog:
             except Exception as exc:  # a full disk must not stop serving; say so and keep trying
                 print(f"prediction log: cannot write to {self.folder}: {exc}", file=sys.stderr, flush=True)
             if self.dropped > reported:
-                print(f"prediction log: {self.dropped - reported} requests not logged (the writer fell behind)",
+                print(f"prediction log: {self.dropped - reported} requests not logged (the writer fell behind or "
+                      f"could not write; {self.dropped} in all, see kit_cloud_prediction_log_requests_dropped in /metrics)",
                       file=sys.stderr, flush=True)
                 reported = self.dropped
             if closing:
@@ -80,9 +83,15 @@ class PredictionLog:
         pending = self._pending
         while pending:
             item = pending.popleft()
-            for line in self._records(*item):
-                self._handle(item[0]).write(line)
-                self.written += 1
+            try:
+                lines = list(self._records(*item))
+                handle = self._handle(item[0])
+                for line in lines:
+                    handle.write(line)
+            except Exception:
+                self.dropped += 1  # counted, then reported by _run with the reason
+                raise
+            self.written += len(lines)
             # Hand the GIL to the event loop between requests: otherwise a drained backlog
             # would hold it for up to the 5 ms switch interval at a time, straight into p99.
             time.sleep(0)

@@ -16,131 +16,43 @@ from kit.errors import KitError
 from kit.targets.cloud import front as front_module
 from kit.targets.cloud.front import Front
 from kit.targets.cloud.predlog import read_predictions
-from kit.targets.cloud.proxy import BadRequest, Pool, read_request, response
-from kit.targets.cloud.server import ScoringServerError
+from kit.targets.cloud.pool import WorkerStartError
 
 ROW = json.dumps({"dataframe_records": [{"x": 1}]}).encode()
 SLOW = json.dumps({"dataframe_records": [{"x": "slow"}]}).encode()
 
 
-# -- the HTTP pieces ---------------------------------------------------------------------------
+# -- fake worker pools -------------------------------------------------------------------------
 
-class _Writer:
-    def __init__(self):
-        self.written = b""
+class FakePool:
+    """Stands in for a WorkerPool: answers with its version; a body holding "slow" takes
+    `delay` seconds. Records when it was closed and how many requests it still held then."""
 
-    def write(self, data):
-        self.written += data
-
-
-async def _parse(raw: bytes, max_body: int = 1 << 20):
-    reader = asyncio.StreamReader(limit=4096)
-    reader.feed_data(raw)
-    reader.feed_eof()
-    writer = _Writer()
-    return await read_request(reader, writer, max_body), writer.written
-
-
-def test_request_forms_are_read():
-    request, _ = asyncio.run(_parse(b"POST /invocations?x=1 HTTP/1.1\r\nContent-Type: application/json\r\n"
-                                    b"Content-Length: 4\r\n\r\nabcd"))
-    assert (request.method, request.path, request.query, request.body, request.keep_alive) == (
-        "POST", "/invocations", "x=1", b"abcd", True)
-    assert request.headers["content-type"] == "application/json"
-    chunked, _ = asyncio.run(_parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                    b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n"))
-    assert chunked.body == b"abcde"
-    old, _ = asyncio.run(_parse(b"GET /ping HTTP/1.0\r\n\r\n"))
-    assert old.keep_alive is False
-    close, _ = asyncio.run(_parse(b"GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n"))
-    assert close.keep_alive is False
-    expect, written = asyncio.run(_parse(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi"))
-    assert expect.body == b"hi" and written == b"HTTP/1.1 100 Continue\r\n\r\n"
-    assert asyncio.run(_parse(b""))[0] is None  # the client closed between requests
-
-
-@pytest.mark.parametrize("raw, status", [
-    (b"GARBAGE\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-    (b"POST / HTTP/1.1\r\nContent-Length: 999\r\n\r\n", 413),
-    (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n", 431),
-])
-def test_bad_requests_are_refused_with_their_status(raw, status):
-    with pytest.raises(BadRequest) as caught:
-        asyncio.run(_parse(raw, max_body=100))
-    assert caught.value.status == status
-
-
-def test_response_bytes():
-    assert response(200, b"{}", [("Content-Type", "application/json")], close=True) == (
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{}")
-
-
-# -- fake scoring servers ----------------------------------------------------------------------
-
-class FakeScoring:
-    """Stands in for a ScoringServer: answers POST /invocations with its version; a body holding
-    "slow" takes `delay` seconds; `close_after_answer` drops the connection after each answer
-    without saying so (as a backend restarting would)."""
-
-    def __init__(self, version: str, delay: float = 0.5, close_after_answer: bool = False):
-        self.version, self.delay, self.close_after_answer = version, delay, close_after_answer
-        self.connections = 0
+    def __init__(self, version: str, delay: float = 0.5):
+        self.version, self.delay, self.size = version, delay, 1
         self.answered = 0
         self.inflight = 0
         self.stopped_at: float | None = None
         self.inflight_at_stop: int | None = None
 
-    async def start(self) -> FakeScoring:
-        self.loop = asyncio.get_running_loop()
-        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
+    def score(self, content_type: str, body: bytes):
+        self.inflight += 1
+        return asyncio.ensure_future(self._answer(body))
 
-    async def handle(self, reader, writer):
-        self.connections += 1
-        try:
-            while (request := await read_request(reader, writer, 1 << 20)) is not None:
-                self.inflight += 1
-                if b"slow" in request.body:
-                    await asyncio.sleep(self.delay)
-                body = json.dumps({"predictions": [{"version": self.version}]}).encode()
-                status = 200 if request.path in ("/invocations", "/ping") else 404
-                writer.write(response(status, body, [("Content-Type", "application/json")]))
-                self.answered += 1
-                self.inflight -= 1
-                if self.close_after_answer:
-                    break
-        finally:
-            writer.close()
+    async def _answer(self, body: bytes):
+        if b"slow" in body:
+            await asyncio.sleep(self.delay)
+        self.answered += 1
+        self.inflight -= 1
+        return 200, json.dumps({"predictions": [{"version": self.version}]}).encode(), "application/json"
 
-    def stop(self, timeout: float = 30) -> None:  # called from a thread, as ScoringServer.stop is
+    async def drain(self):
+        while self.inflight:
+            await asyncio.sleep(0.01)
+
+    async def close(self):
         self.stopped_at = time.monotonic()
         self.inflight_at_stop = self.inflight
-        self.loop.call_soon_threadsafe(self.server.close)
-
-
-def test_pool_reuses_connections_and_retries_one_the_backend_dropped():
-    async def scenario():
-        keeping = await FakeScoring("1").start()
-        pool = Pool("127.0.0.1", keeping.port)
-        for _ in range(5):
-            status, _, body = await pool.request("POST", "/invocations", {"Content-Type": "application/json"}, ROW)
-            assert status == 200 and json.loads(body)["predictions"][0]["version"] == "1"
-        assert keeping.connections == 1
-        dropping = await FakeScoring("2", close_after_answer=True).start()
-        pool = Pool("127.0.0.1", dropping.port)
-        for _ in range(3):
-            status, _, _ = await pool.request("POST", "/invocations", {}, ROW)
-            assert status == 200
-        assert dropping.connections == 3 and dropping.answered == 3
-        pool.close()
-
-    asyncio.run(scenario())
 
 
 # -- the front, on fake backends ---------------------------------------------------------------
@@ -151,24 +63,42 @@ def _post(port: int, body: bytes, headers: dict | None = None) -> tuple[int, dic
     answer = connection.getresponse()
     payload = json.loads(answer.read())
     connection.close()
-    return answer.status, dict(answer.getheaders()), payload
+    return answer.status, answer.headers, payload  # header names are case-insensitive (uvicorn sends lowercase)
 
 
 def _start_front(tmp_path, monkeypatch, registry: dict, fail: set[str] = frozenset()):
     """A Front on fake backends; `registry["version"]` is what the alias resolves to."""
-    started: dict[str, FakeScoring] = {}
+    started: dict[str, FakePool] = {}
 
     async def start_backend(self, version):
         if version in fail:
-            raise ScoringServerError(f"v{version} would not start: model file corrupt")
-        fake = await FakeScoring(version).start()
+            raise WorkerStartError(f"v{version} would not start: model file corrupt")
+        fake = FakePool(version)
         started[version] = fake
-        return front_module.Backend(version, fake)
+        return fake
 
     monkeypatch.setattr(Front, "start_backend", start_backend)
     monkeypatch.setattr(Front, "resolve", lambda self: registry["version"])
     monkeypatch.setattr(front_module, "CLIENT_IDLE_SECONDS", 75)
     return started
+
+
+async def _asgi_post(app, path: str, client: tuple[str, int]) -> tuple[int, bytes]:
+    """One POST straight into the ASGI app, from `client` (a peer address HTTP cannot fake here)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": [],
+             "client": client, "server": ("127.0.0.1", 80)}
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
 class _Running:
@@ -287,12 +217,10 @@ def test_routes_admin_reload_only_from_localhost_and_unknown_paths(tmp_path, mon
     _start_front(tmp_path, monkeypatch, registry)
     running = _Running(Front(tmp_path, "toy", "champion", port=0, log_dir=tmp_path / "log"))
     try:
-        from kit.targets.cloud.proxy import Request
-
-        reload = Request("POST", "/admin/reload", "", {}, b"", True)
-        status, body, _ = running.call(running.front.route(reload, "10.1.2.3", time.perf_counter()))
+        app = running.front.app()
+        status, body = running.call(_asgi_post(app, "/admin/reload", ("10.1.2.3", 50000)))
         assert status == 403
-        status, body, _ = running.call(running.front.route(reload, "127.0.0.1", time.perf_counter()))
+        status, body = running.call(_asgi_post(app, "/admin/reload", ("127.0.0.1", 50000)))
         assert status == 200 and json.loads(body) == {"reloaded": False, "version": "1"}
         connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=10)
         connection.request("GET", "/ping")
@@ -309,8 +237,7 @@ def test_routes_admin_reload_only_from_localhost_and_unknown_paths(tmp_path, mon
         assert missing.status == 404
         connection.request("POST", "/invocations", b"x" * 10, {"Transfer-Encoding": "gzip"})
         refused = connection.getresponse()
-        refused.read()
-        assert refused.status == 501
+        assert refused.status == 400 and "malformed" in json.loads(refused.read())["message"]  # was 501 (own parser)
     finally:
         running.stop()
 
@@ -356,3 +283,8 @@ def test_cli_rejects_options_of_the_other_target(capsys):
     assert "--reject-out-of-range: not an option of the cloud target" in capsys.readouterr().err
     assert main(["serve", "edge", "toy", "--alias", "a", "--log-inputs", "hash"]) == 2
     assert "--log-inputs: not an option of the edge target" in capsys.readouterr().err
+    assert main(["serve", "edge", "toy", "--alias", "a", "--workers", "2", "--max-wait-ms", "0"]) == 2
+    assert "--workers, --max-wait-ms: not an option of the edge target" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        main(["serve", "cloud", "toy", "--alias", "a", "--max-batch", "0"])
+    assert bad.value.code == 2 and "--max-batch: '0': use a whole number >= 1" in capsys.readouterr().err

@@ -110,3 +110,22 @@ def test_days_go_to_their_own_files_and_a_cut_line_is_skipped(tmp_path):
         handle.write('{"time": "2023-11-16T')  # a crash mid-line
     assert read_predictions(tmp_path)["request_id"].tolist() == ["a", "b"]
     assert read_predictions(tmp_path / "empty").empty
+
+
+def test_requests_the_log_cannot_keep_are_counted_and_reported_never_lost_silently(tmp_path, capsys):
+    body = json.dumps({"dataframe_records": ROWS}).encode()
+    log = PredictionLog(tmp_path / "behind", "hash", flush_every=60, max_pending=2)  # the writer sleeps meanwhile
+    for i in range(5):
+        log.submit(time.time(), "m", "1", f"req-{i}", 1.0, 200, body, ANSWER)
+    log.close()
+    assert (log.dropped, log.written) == (3, 4)  # 2 requests kept, 2 rows each
+    assert "prediction log: 3 requests not logged" in capsys.readouterr().err
+
+    refusing = PredictionLog(tmp_path / "refusing", "hash", flush_every=60)
+    (tmp_path / "refusing").rmdir()
+    (tmp_path / "refusing").write_text("a file where the log folder was")  # every write now fails
+    refusing.submit(time.time(), "m", "1", "req-x", 1.0, 200, body, ANSWER)
+    refusing.close()
+    assert (refusing.dropped, refusing.written) == (1, 0)
+    err = capsys.readouterr().err
+    assert "cannot write to" in err and "1 requests not logged" in err

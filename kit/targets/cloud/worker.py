@@ -1,0 +1,129 @@
+"""One scoring worker process: loads an MLflow model with `mlflow.pyfunc.load_model` and scores
+batches of requests the front hands it over a pipe (pool.py starts it and feeds it).
+
+A batch is a list of (content type, body) requests; the answer is a list of (status, body,
+content type), one per request, in order. Requests whose body is `dataframe_records` (with no
+`params`) are scored in ONE call of the model, as if one client had sent all their rows; the
+rest are scored one by one with MLflow's own scoring function (`invocations`), so every
+request format and error MLflow's scoring server knows behaves the same here. If the merged
+call fails, its requests are scored one by one, so a bad row fails only its own request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from io import StringIO
+
+JSON = "application/json"
+
+
+class Scorer:
+    """A loaded pyfunc model and how to score a batch of raw requests on it."""
+
+    def __init__(self, model_uri: str):
+        from mlflow.pyfunc import load_model
+
+        self.model = load_model(model_uri)
+        self.input_schema = self.model.metadata.get_input_schema()
+
+    def score_batch(self, requests: list[tuple[str, bytes]]) -> list[tuple[int, bytes, str]]:
+        answers: list = [None] * len(requests)
+        merged: list[tuple[int, list]] = []  # (request index, its records)
+        for index, (content_type, body) in enumerate(requests):
+            records = _records(content_type, body)
+            if records is None:
+                answers[index] = self.score_one(content_type, body)
+            else:
+                merged.append((index, records))
+        if len(merged) == 1:
+            index, _ = merged[0]
+            answers[index] = self.score_one(*requests[index])
+        elif merged:
+            try:
+                for (index, _), answer in zip(merged, self._score_merged([r for _, r in merged])):
+                    answers[index] = answer
+            except Exception:  # one bad request spoils the merged call: find it by scoring each alone
+                for index, _ in merged:
+                    answers[index] = self.score_one(*requests[index])
+        return answers
+
+    def _score_merged(self, per_request: list[list]) -> list[tuple[int, bytes, str]]:
+        from mlflow.pyfunc.scoring_server import infer_and_parse_data, predictions_to_json
+
+        rows = [row for records in per_request for row in records]
+        data = infer_and_parse_data({"dataframe_records": rows}, self.input_schema)
+        predictions = self.model.predict(data)
+        if len(predictions) != len(rows):
+            raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows")
+        answers, start = [], 0
+        for records in per_request:
+            part = _rows(predictions, start, start + len(records))
+            start += len(records)
+            out = StringIO()
+            predictions_to_json(part, out)
+            answers.append((200, out.getvalue().encode(), JSON))
+        return answers
+
+    def score_one(self, content_type: str, body: bytes) -> tuple[int, bytes, str]:
+        """One request exactly as MLflow's scoring server answers it."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.pyfunc.scoring_server import invocations
+
+        try:
+            result = invocations(body, content_type, self.model, self.input_schema)
+            return result.status, result.response.encode(), result.mimetype
+        except MlflowException as error:
+            return error.get_http_status_code(), error.serialize_as_json().encode(), JSON
+        except Exception as error:  # the body could not be read as the model's input
+            message = f"cannot score this request: {type(error).__name__}: {error}"
+            return 400, json.dumps({"error_code": "BAD_REQUEST", "message": message}).encode(), JSON
+
+
+def _records(content_type: str, body: bytes) -> list | None:
+    """The rows of a plain `{"dataframe_records": [...]}` JSON request (mergeable), else None."""
+    mime, *parameters = [part.strip().lower() for part in content_type.split(";")]
+    if mime != JSON or any(p.replace(" ", "") != "charset=utf-8" for p in parameters):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or list(data) != ["dataframe_records"]:
+        return None
+    records = data["dataframe_records"]
+    if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+        return None
+    return records
+
+
+def _rows(predictions, start: int, stop: int):
+    if hasattr(predictions, "iloc"):
+        return predictions.iloc[start:stop]
+    return predictions[start:stop]
+
+
+def main() -> None:
+    """`python -m kit.targets.cloud.worker MODEL_URI IN_FD OUT_FD`: batches arrive on IN_FD,
+    answers leave on OUT_FD (multiprocessing frames). It ends when the front closes its end of
+    the pipe, or dies (the pipe closes then too): no worker outlives its front."""
+    from multiprocessing.connection import Connection
+
+    inbox, outbox = Connection(int(sys.argv[2]), writable=False), Connection(int(sys.argv[3]), readable=False)
+    try:
+        scorer = Scorer(sys.argv[1])
+    except BaseException as error:  # reported to the front, which says why the version did not start
+        outbox.send(("failed", f"{type(error).__name__}: {error}"))
+        return
+    outbox.send(("ready", os.getpid()))
+    while True:
+        try:
+            batch = inbox.recv()
+        except (EOFError, OSError):
+            return
+        outbox.send(scorer.score_batch(batch))
+
+
+if __name__ == "__main__":
+    main()
