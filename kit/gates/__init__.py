@@ -1,9 +1,9 @@
 """Model gates: the protocol, the registry of gate types, and evaluating a pipeline's gates."""
 
-from kit.gates.base import Champion, Gate, GateContext, GateResult, StepOutput
+from kit.gates.base import Champion, Evaluation, Gate, GateContext, GateResult, StepOutput
 from kit.gates.registry import known, parse, register
 
-__all__ = ["Champion", "Gate", "GateContext", "GateResult", "StepOutput", "evaluate_all", "known", "parse", "register"]
+__all__ = ["Champion", "Evaluation", "Gate", "GateContext", "GateResult", "StepOutput", "evaluate_all", "known", "parse", "register"]
 
 
 def evaluate_all(gates: list[Gate], context: GateContext) -> list[GateResult]:

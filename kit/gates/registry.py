@@ -24,7 +24,7 @@ def known() -> dict[str, type[Gate]]:
     global _LOADED_ENTRY_POINTS
     if not _LOADED_ENTRY_POINTS:
         _LOADED_ENTRY_POINTS = True
-        from kit.gates import generic  # noqa: F401  (registers the generic gates)
+        from kit.gates import generic, regression  # noqa: F401  (registers the generic gates)
 
         for entry in entry_points(group="kit.gates"):
             register(entry.load())
