@@ -8,10 +8,15 @@ __all__ = ["Champion", "Evaluation", "Gate", "GateContext", "GateResult", "StepO
 
 def evaluate_all(gates: list[Gate], context: GateContext) -> list[GateResult]:
     """Every gate's result; a gate that crashes fails with the reason instead of stopping the others."""
+    import time
+
     results = []
     for gate in gates:
+        started = time.perf_counter()
         try:
-            results.append(gate.evaluate(context))
+            result = gate.evaluate(context)
         except Exception as exc:  # a gate bug must block promotion, not crash the run
-            results.append(GateResult(gate.label, gate.type, False, None, "", f"the gate raised {type(exc).__name__}: {exc}"))
+            result = GateResult(gate.label, gate.type, False, None, "", f"the gate raised {type(exc).__name__}: {exc}")
+        result.seconds = round(time.perf_counter() - started, 3)
+        results.append(result)
     return results

@@ -18,6 +18,7 @@ class GateResult:
     threshold: str  # what it had to be, in words: ">= 0.9", "<= 5000000 bytes"
     detail: str = ""  # one sentence: why it passed or failed, by how much
     evidence: dict[str, Any] = field(default_factory=dict)  # gate-specific fields of gates/gates.json
+    seconds: float | None = None  # how long the gate took (set by evaluate_all)
 
     def to_dict(self) -> dict[str, Any]:
         found = {k: v for k, v in self.__dict__.items() if k != "evidence"}

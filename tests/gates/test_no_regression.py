@@ -92,7 +92,7 @@ def evidence(project, gate="no_regression.train.log_loss") -> dict:
 
 
 def holder(project) -> str:
-    return project.client().get_model_version_by_alias("clicks", "champion").version
+    return str(project.client().get_model_version_by_alias("clicks", "champion").version)
 
 
 def test_first_model_has_no_baseline(clicks):
