@@ -31,6 +31,7 @@ class ModelFiles:
     feature_spec: Path | None = None  # the preprocessing, for kinds that do not carry it
     labels: list[Any] | None = None  # class names in output order, for kinds that do not carry them
     uri: str | None = None  # models:/NAME/VERSION for a registered version (MLflow loads it by URI)
+    tracking_uri: str | None = None  # the store `uri` is in
 
 
 @dataclass
@@ -86,7 +87,8 @@ def predict(model: ModelFiles, rows) -> Predictions:
     for scorer in known().values():
         if scorer.matches(path):
             try:
-                return scorer.predict(ModelFiles(path, model.feature_spec, model.labels, model.uri), rows)
+                return scorer.predict(ModelFiles(path, model.feature_spec, model.labels, model.uri,
+                                                 model.tracking_uri), rows)
             except ScoringError:
                 raise
             except Exception as exc:  # a model that cannot score these rows: say which and why
@@ -122,8 +124,12 @@ class MlflowModelScorer(Scorer):
         return path.is_dir() and (path / "MLmodel").is_file()
 
     def predict(self, model: ModelFiles, rows) -> Predictions:
+        import mlflow
         import mlflow.pyfunc
 
+        if model.uri and model.tracking_uri:  # models:/ resolves in the process's registry: the project's store
+            mlflow.set_tracking_uri(model.tracking_uri)
+            mlflow.set_registry_uri(model.tracking_uri)
         loaded = mlflow.pyfunc.load_model(model.uri or str(model.path))
         metadata = loaded.metadata.metadata or {}
         inputs = metadata.get("kit.inputs") or (loaded.metadata.get_input_schema().input_names()

@@ -180,7 +180,7 @@ def _download(tracker, model: str, version, folder: Path):
         spec = Path(mlflow.artifacts.download_artifacts(artifact_uri=spec_uri, dst_path=str(folder / "spec"),
                                                         tracking_uri=tracker.tracking_uri))
     labels = json.loads(version.tags[LABELS_TAG]) if version.tags.get(LABELS_TAG) else None
-    return ModelFiles(path, spec, labels, uri=f"models:/{model}/{version.version}")
+    return ModelFiles(path, spec, labels, uri=f"models:/{model}/{version.version}", tracking_uri=tracker.tracking_uri)
 
 
 FEATURE_SPEC_TAG = "kit.evaluation.feature_spec"  # runs:/ URI of the feature spec the version was evaluated with
@@ -244,7 +244,9 @@ def _evidence_tags(outcome: Outcome, result, tracker, metrics) -> dict[str, str]
         figure = "" if r.figure is None else f" {r.figure:.6g}"
         tags[f"kit.gate.{_key(r.name)}"] = f"{'passed' if r.passed else 'failed'}{figure} ({r.threshold})"[:4900]
         for field_name, value in r.evidence.items():  # no_regression: baseline, interval, slices
-            tags[f"kit.gate.{_key(r.name)}.{field_name}"] = json.dumps(value)[:4900]
+            text = json.dumps(value)
+            tags[f"kit.gate.{_key(r.name)}.{field_name}"] = text if len(text) <= 4900 else \
+                json.dumps(f"too long for a tag: see gates/gates.json of pipeline run {result.run_id}")
     for name, step in result.steps.items():
         for metric, value in metrics(name).items():
             tags[f"kit.metric.{name}.{_key(metric)}"] = repr(value)

@@ -110,8 +110,8 @@ def test_a_better_model_on_a_harder_period_passes_once_the_champion_is_rescored(
     # Today's comparison: the candidate's log loss on a period with twice the CTR against v1's recorded figure.
     today = run(project, pipeline(evaluation=False), "rounds=60", "shift=0.7")
     assert today.returncode == 3, today.stdout
-    assert "compared with the recorded figure, not re-scored" in today.stderr
-    assert "worse than champion v1's" in today.stderr
+    assert "compared with the recorded figure, not re-scored" in evidence(project)["detail"]
+    assert "worse than champion v1's" in evidence(project)["detail"] and "FAIL" in today.stderr
 
     done = run(project, pipeline(), "rounds=60", "shift=0.7")
     assert done.returncode == 0, done.stderr
@@ -126,23 +126,23 @@ def test_a_better_model_on_a_harder_period_passes_once_the_champion_is_rescored(
 def test_a_worse_model_on_an_easier_period_is_refused(clicks):
     project, pipeline = clicks
     assert run(project, pipeline(), "rounds=60").returncode == 0  # v1: strong
-    today = run(project, pipeline(evaluation=False), "rounds=3", "shift=-0.7")  # CTR halves: log loss drops
-    assert today.returncode == 0, today.stderr
-    assert "compared with the recorded figure, not re-scored" in today.stdout
-
-    done = run(project, pipeline(), "rounds=3", "shift=-0.7")
+    done = run(project, pipeline(), "rounds=3", "shift=-0.7")  # weak, on a period where the CTR halves
     assert done.returncode == 3, done.stdout
     found = evidence(project)
-    assert found["baseline_version"] == "2" and not found["passed"]
+    assert found["baseline_version"] == "1" and not found["passed"]
     assert found["figure"] < found["baseline_recorded"] and found["difference"] < -0.002
-    assert "worse than allowed (0.002)" in done.stderr and "champion stays at v2" in done.stderr
-    assert holder(project) == "2"
+    assert "worse than allowed (0.002)" in found["detail"] and "champion stays at v1" in done.stderr
+    assert holder(project) == "1"
+    # Today's comparison lets the same model through: its log loss on easier rows beats v1's old figure.
+    today = run(project, pipeline(evaluation=False), "rounds=3", "shift=-0.7")
+    assert today.returncode == 0, today.stderr
+    assert "compared with the recorded figure, not re-scored" in evidence(project)["detail"]
 
 
 def test_a_model_better_overall_but_worse_on_one_device_is_refused_naming_the_slice(clicks):
     project, pipeline = clicks
     assert run(project, pipeline(), "rounds=3").returncode == 0
-    done = run(project, pipeline(", slices: [device, age_bucket], min_slice_rows: 1000"),
+    done = run(project, pipeline(", slices: [device, country], min_slice_rows: 1000"),
                "rounds=60", "mislabel_device=tablet")
     assert done.returncode == 3, done.stdout
     found = evidence(project)
@@ -152,7 +152,7 @@ def test_a_model_better_overall_but_worse_on_one_device_is_refused_naming_the_sl
     assert slices[("device", "tablet")]["rows"] >= 1000
     assert "regressed on slice device=tablet" in found["detail"] and "device=tablet" in done.stderr
     skipped = [s for s in found["slices"] if "skipped" in s]
-    assert skipped and all(s["rows"] < 1000 and s["column"] == "age_bucket" for s in skipped)  # listed, not dropped
+    assert skipped and all(s["rows"] < 1000 and s["column"] == "country" for s in skipped)  # listed, not dropped
     assert all({"value", "rows", "candidate", "baseline", "difference", "passed"} <= set(s)
                for s in found["slices"] if "skipped" not in s)
     page = open(project.client().download_artifacts(
@@ -173,3 +173,16 @@ def test_with_confidence_a_slightly_better_candidate_is_judged_on_its_interval(c
     assert done.returncode == 3 and "95% interval [" in found["detail"]
     version = project.client().get_model_version("clicks", "2")
     assert json.loads(version.tags["kit.gate.no_regression.train.log_loss.ci_low"]) == pytest.approx(found["ci_low"])
+
+
+def test_bad_evaluation_declarations_are_refused_before_anything_runs(clicks):
+    project, pipeline = clicks
+    path = pipeline()
+    text = open(path).read()
+    for bad, message in [("metric: log_loss}", "unknown metric function 'logloss'"),
+                         ("rows: valid_path,", "'valid' is not an input or output parameter of this step")]:
+        wrong = bad.replace("log_loss", "logloss").replace("valid_path", "valid")
+        open(path, "w").write(text.replace(bad, wrong))
+        done = project.kit("validate", path)
+        assert done.returncode == 2 and message in done.stderr and "p.yaml:" in done.stderr, done.stderr
+    assert not (project.root / "workspaces").exists()
