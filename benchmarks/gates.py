@@ -48,8 +48,14 @@ def main() -> int:
             done = subprocess.run([*KIT, "run", "pipelines/ctr.yaml", "-p", f"logs.rows={args.rows}"], cwd=root,
                                   env=env, capture_output=True, text=True)
             print(f"{attempt} run: exit {done.returncode} in {time.perf_counter() - started:.0f} s", flush=True)
-            if done.returncode != 0:
+            if done.returncode not in (0, 3):
                 raise SystemExit(done.stderr[-3000:])
+            if attempt == "champion" and done.returncode == 3:
+                # A latency gate may fail on a loaded machine; the second run still needs a champion.
+                print("  (a gate failed: its versions are promoted with --force, so the second run has a baseline)")
+                for version, alias in ((1, "edge-champion"), (2, "cloud-champion")):
+                    subprocess.run([*KIT, "promote", "ctr", str(version), "--alias", alias, "--force", "--reason",
+                                    "benchmark baseline"], cwd=root, env=env, check=True, capture_output=True)
         client = MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
         experiment = client.get_experiment_by_name("ctr")
         parent = client.search_runs([experiment.experiment_id], "tags.`kit.kind` = 'pipeline'",

@@ -179,7 +179,7 @@ def test_bad_evaluation_declarations_are_refused_before_anything_runs(clicks):
     project, pipeline = clicks
     path = pipeline()
     text = open(path).read()
-    for bad, message in [("metric: log_loss}", "unknown metric function 'logloss'"),
+    for bad, message in [("label: click, metric: log_loss,", "unknown metric function 'logloss'"),
                          ("rows: valid_path,", "'valid' is not an input or output parameter of this step")]:
         wrong = bad.replace("log_loss", "logloss").replace("valid_path", "valid")
         open(path, "w").write(text.replace(bad, wrong))
