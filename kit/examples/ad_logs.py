@@ -147,6 +147,7 @@ class _World:
     start: np.datetime64
     days: int
     drift: float
+    ctr_shift: float = 0.0        # added to every click logit: a harder (> 0) or easier (< 0) period
 
 
 def _rng(seed, *key: int) -> np.random.Generator:
@@ -181,7 +182,7 @@ def _check(rows: int, days: int, drift: float, chunk_rows: int = 1) -> None:
         raise ValueError(f"chunk_rows must be a whole number >= 1, got {chunk_rows!r}")
 
 
-def _world(seed: int, rows: int, start: str, days: int, drift: float) -> _World:
+def _world(seed: int, rows: int, start: str, days: int, drift: float, ctr_shift: float = 0.0) -> _World:
     rng = _rng(seed, 0)
     n_users = max(1, int(round(rows * _USERS_PER_ROW)))
     user_country = rng.choice(len(_COUNTRY_P), size=n_users, p=_COUNTRY_P).astype(np.int8)
@@ -226,6 +227,7 @@ def _world(seed: int, rows: int, start: str, days: int, drift: float) -> _World:
         start=start64,
         days=int(days),
         drift=float(drift),
+        ctr_shift=float(ctr_shift),
     )
 
 
@@ -291,7 +293,7 @@ def _events(world: _World, rng: np.random.Generator, size: int, lo: float, hi: f
     quality = w.creative_quality[creative] + w.creative_slope[creative] * (w.drift * t)
     kind = w.site_kind[site]
     local_hour = (hour + _COUNTRY_TZ[country]) % 24
-    logit = (_INTERCEPT
+    logit = (_INTERCEPT + w.ctr_shift
              + _PLACEMENT_EFFECT[placement] + _PLACEMENT_X_DEVICE[device, placement]
              + _DEVICE_EFFECT[device] + (_DEVICE_DRIFT[device] + _PLACEMENT_DRIFT[placement]) * (w.drift * t)
              + _OS_EFFECT[os_code] + _AGE_EFFECT[age] + np.where(placement == 4, _AGE_VIDEO[age], 0.0)
@@ -323,20 +325,22 @@ def _events(world: _World, rng: np.random.Generator, size: int, lo: float, hi: f
     })
 
 
-def _chunks(rows: int, seed: int, chunk_rows: int, start: str, days: int, drift: float):
+def _chunks(rows: int, seed: int, chunk_rows: int, start: str, days: int, drift: float, ctr_shift: float = 0.0):
     """The data set as consecutive time slices; chunk i draws from the seed's stream (1, i)."""
-    world = _world(seed, rows, start, days, drift)
+    world = _world(seed, rows, start, days, drift, ctr_shift)
     for index, first in enumerate(range(0, max(rows, 1), chunk_rows)):
         size = min(chunk_rows, rows - first)
         yield index, _events(world, _rng(seed, 1, index), size, first / max(rows, 1), (first + size) / max(rows, 1))
 
 
 def generate(rows: int = 1_000_000, seed: int = 0, start: str = "2026-10-01", days: int = 14,
-             drift: float = 1.0) -> pd.DataFrame:
+             drift: float = 1.0, ctr_shift: float = 0.0) -> pd.DataFrame:
     """`rows` impressions over `days` days from `start`, in time order; the same arguments
-    give the same frame. Columns and dtypes are `DTYPES`; see the module docstring."""
+    give the same frame. Columns and dtypes are `DTYPES`; see the module docstring.
+    `ctr_shift` is added to every click logit (0.7 roughly doubles the CTR): the same impressions
+    in a harder or easier period -- only `click` changes."""
     _check(rows, days, drift)
-    return next(_chunks(int(rows), seed, max(int(rows), 1), start, int(days), drift))[1]
+    return next(_chunks(int(rows), seed, max(int(rows), 1), start, int(days), drift, ctr_shift))[1]
 
 
 def read(path: str | os.PathLike) -> pd.DataFrame:

@@ -1,17 +1,22 @@
 """Model gates: the protocol, the registry of gate types, and evaluating a pipeline's gates."""
 
-from kit.gates.base import Champion, Gate, GateContext, GateResult, StepOutput
+from kit.gates.base import Champion, Evaluation, Gate, GateContext, GateResult, StepOutput
 from kit.gates.registry import known, parse, register
 
-__all__ = ["Champion", "Gate", "GateContext", "GateResult", "StepOutput", "evaluate_all", "known", "parse", "register"]
+__all__ = ["Champion", "Evaluation", "Gate", "GateContext", "GateResult", "StepOutput", "evaluate_all", "known", "parse", "register"]
 
 
 def evaluate_all(gates: list[Gate], context: GateContext) -> list[GateResult]:
     """Every gate's result; a gate that crashes fails with the reason instead of stopping the others."""
+    import time
+
     results = []
     for gate in gates:
+        started = time.perf_counter()
         try:
-            results.append(gate.evaluate(context))
+            result = gate.evaluate(context)
         except Exception as exc:  # a gate bug must block promotion, not crash the run
-            results.append(GateResult(gate.label, gate.type, False, None, "", f"the gate raised {type(exc).__name__}: {exc}"))
+            result = GateResult(gate.label, gate.type, False, None, "", f"the gate raised {type(exc).__name__}: {exc}")
+        result.seconds = round(time.perf_counter() - started, 3)
+        results.append(result)
     return results

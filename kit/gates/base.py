@@ -17,9 +17,12 @@ class GateResult:
     figure: float | None  # the measured value the gate judged
     threshold: str  # what it had to be, in words: ">= 0.9", "<= 5000000 bytes"
     detail: str = ""  # one sentence: why it passed or failed, by how much
+    evidence: dict[str, Any] = field(default_factory=dict)  # gate-specific fields of gates/gates.json
+    seconds: float | None = None  # how long the gate took (set by evaluate_all)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        found = {k: v for k, v in self.__dict__.items() if k != "evidence"}
+        return {**found, **self.evidence}
 
 
 @dataclass
@@ -28,6 +31,18 @@ class Champion:
 
     version: str
     metrics: dict[str, float]  # "step.metric" -> value, from the version's evidence tags
+    files: Callable[[], Any] | None = None  # downloads the version -> kit.gates.scorers.ModelFiles
+
+
+@dataclass
+class Evaluation:
+    """An evaluation step's declaration (`evaluation:` in the pipeline file), with paths resolved."""
+
+    rows: Path  # raw columns plus the label
+    label: str
+    metric: str  # a name in kit.gates.metrics
+    feature_spec: Path | None = None
+    labels: list[Any] | None = None
 
 
 @dataclass
@@ -42,6 +57,8 @@ class GateContext:
     candidate: Path | None  # the file or folder that would be registered and deployed (first target)
     champions: dict[str, Champion | None] = field(default_factory=dict)  # every target alias -> its holder
     extras: dict[str, Any] = field(default_factory=dict)  # for target gates (e.g. the bundle folder)
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)  # step -> its declared evaluation
+    candidates: dict[str, Any] = field(default_factory=dict)  # alias -> the candidate's ModelFiles
 
 
 class StepOutput(BaseModel):
@@ -73,6 +90,11 @@ class Gate(BaseModel):
 
     def evaluate(self, context: GateContext) -> GateResult:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def judges_holder(self, alias: str, default_alias: str | None) -> bool:
+        """True when the result depends on who holds `alias` (then it is judged again if the holder
+        changed before the alias could move)."""
+        return False
 
     def result(self, passed: bool, figure: float | None, threshold: str, detail: str = "") -> GateResult:
         return GateResult(self.label, self.type, passed, figure, threshold, detail)

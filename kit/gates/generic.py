@@ -1,10 +1,9 @@
-"""Gates every target shares: metric thresholds, no regression against the champion,
-artifact size budget."""
+"""Gates every target shares: metric thresholds and the artifact size budget (no regression
+against the champion lives in kit.gates.regression)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -45,45 +44,6 @@ class MetricThreshold(Gate):
         if self.max is not None and value > self.max:
             return self.result(False, value, threshold, f"{value:.6g} is {value - self.max:.4g} above the maximum {self.max:g}")
         return self.result(True, value, threshold, f"{value:.6g} within bounds")
-
-
-class NoRegression(Gate):
-    """The metric may not get worse than the champion's by more than `allowed_change`."""
-
-    type = "no_regression"
-    step: str
-    metric: str
-    direction: Literal["higher_is_better", "lower_is_better"]
-    allowed_change: float = Field(default=0.0, ge=0)
-    alias: str | None = Field(default=None, description="whose holder is the baseline (default: the first promoted alias)")
-
-    def default_name(self) -> str:
-        return f"no_regression.{self.step}.{self.metric}"
-
-    def evaluate(self, context: GateContext) -> GateResult:
-        value = _metric(context, self.step, self.metric)
-        key = f"{self.step}.{self.metric}"
-        if value is None:
-            return self.result(False, None, "", f"step {self.step!r} logged no metric {self.metric!r}")
-        alias = self.alias or context.alias
-        champion = context.champions.get(alias) if self.alias else context.champion
-        if champion is None:
-            return self.result(True, value, "no baseline",
-                               f"no model holds {alias!r} yet: the first model has no baseline")
-        baseline = champion.metrics.get(key)
-        if baseline is None:
-            return self.result(True, value, "no baseline",
-                               f"champion v{champion.version} has no recorded {key}: nothing to compare")
-        higher = self.direction == "higher_is_better"
-        limit = baseline - self.allowed_change if higher else baseline + self.allowed_change
-        worse_by = (baseline - value) if higher else (value - baseline)
-        threshold = f"{'>=' if higher else '<='} {limit:.6g} (champion v{champion.version}: {baseline:.6g})"
-        if (value < limit) if higher else (value > limit):
-            return self.result(False, value, threshold,
-                               f"{value:.6g} is worse than champion v{champion.version}'s {baseline:.6g} by {worse_by:.4g} "
-                               f"(allowed {self.allowed_change:g})")
-        return self.result(True, value, threshold,
-                           f"{value:.6g} vs champion v{champion.version}'s {baseline:.6g} ({-worse_by:+.4g})")
 
 
 class ArtifactSize(Gate):

@@ -9,7 +9,8 @@ from typing import Any
 
 from kit.errors import SpecError
 from kit.gates.base import Gate
-from kit.gates.generic import ArtifactSize, MetricThreshold, NoRegression
+from kit.gates.generic import ArtifactSize, MetricThreshold
+from kit.gates.regression import NoRegression
 
 _GATES: dict[str, type[Gate]] = {}
 _LOADED_ENTRY_POINTS = False

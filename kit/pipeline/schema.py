@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kit.project import KERNEL_NAME
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 REFERENCE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class EvaluationSpec(BaseModel):
+    """What an evaluation step gives the `no_regression` gate to re-score the champion on its rows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rows: str = Field(description="input or output parameter of the step: a table of raw columns plus the label")
+    label: str = Field(min_length=1, description="the label column in `rows`")
+    metric: str = Field(min_length=1, description="metric function (accuracy, log_loss, roc_auc, rmse, mae or registered)")
+    feature_spec: str | None = Field(default=None, description="input or output parameter: the candidate's feature "
+                                                               "spec, for models that do not carry one")
+    labels: list[str | int] | None = Field(default=None, description="class names in the model's output order, "
+                                                                     "for models that do not carry them")
 
 
 class StepSpec(BaseModel):
@@ -32,6 +46,17 @@ class StepSpec(BaseModel):
         default_factory=dict,
         description="input or output parameter -> contract file; inputs are checked before the step, outputs after",
     )
+    evaluation: EvaluationSpec | None = Field(default=None, description="evaluation rows and metric function, "
+                                                                        "for re-scoring the champion")
+
+    @model_validator(mode="after")
+    def _evaluation_files(self):
+        if self.evaluation is not None:
+            for key in ("rows", "feature_spec"):
+                param = getattr(self.evaluation, key)
+                if param is not None and param not in self.inputs and param not in self.outputs:
+                    raise ValueError(f"evaluation.{key}: {param!r} is not an input or output parameter of this step")
+        return self
 
     @field_validator("inputs")
     @classmethod

@@ -10,9 +10,10 @@ from kit import store
 from kit.errors import GateFailure
 from kit.registry import versions
 from kit.registry.audit import AuditLog, Event, holders
-from kit.registry.errors import RegistryError
+from kit.registry.errors import HolderChanged, RegistryError
 
 LOCK_NAME = ".registry.lock"
+UNCHECKED = object()  # promote whoever holds the alias now (a person's `kit promote`)
 
 
 class Registry:
@@ -22,8 +23,11 @@ class Registry:
         self.audit = AuditLog(self.client, root)
 
     def promote(self, name: str, version: str, alias: str, reason: str = "", force: bool = False,
-                evidence: dict[str, Any] | None = None) -> Event:
-        """Point `alias` at `version`. Refuses a version without passed gates unless forced."""
+                evidence: dict[str, Any] | None = None, expected_holder: str | None | object = UNCHECKED) -> Event:
+        """Point `alias` at `version`. Refuses a version without passed gates unless forced.
+
+        With `expected_holder` (a version, or None for "no holder"), a compare-and-set: the alias
+        moves only if it still points there, else HolderChanged says who holds it now."""
         target = versions.get(self.client, name, version)
         if target.gates != "passed" and not force:
             why = "its gates failed" if target.gates == "failed" else "it has no gate evidence"
@@ -34,6 +38,8 @@ class Registry:
         with store.file_lock(self.root, LOCK_NAME):
             self._repair(name, alias)
             current = versions.holder(self.client, name, alias)
+            if expected_holder is not UNCHECKED and current != expected_holder:
+                raise HolderChanged(name, alias, expected_holder, current)
             if current == target.version:
                 raise RegistryError(f"{name}@{alias} is already v{version}")
             versions.set_tags(self.client, name, target.version, {

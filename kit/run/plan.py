@@ -36,6 +36,14 @@ def load_plan(path: str | Path, overrides: list | None = None, root: Path | None
         step = getattr(gate, "step", None)
         if step is not None and step not in pipeline.steps:
             problems.append(f"{pipeline.where('gates', index)}: gate {gate.label!r} refers to unknown step {step!r}")
+    for step in pipeline.steps.values():
+        if step.spec.evaluation is not None:
+            from kit.gates import metrics
+
+            if step.spec.evaluation.metric not in metrics.known():
+                problems.append(f"{pipeline.where('steps', [s.name for s in pipeline.spec.steps].index(step.name), 'evaluation', 'metric')}: "
+                                f"unknown metric function {step.spec.evaluation.metric!r} (known: "
+                                f"{', '.join(sorted(metrics.known()))})")
     labels = [g.label for g in parsed]
     for index, label in enumerate(labels):
         if labels.index(label) != index:

@@ -133,3 +133,24 @@ def test_weakened_model_is_refused_by_the_regression_gate_and_the_alias_stays(ct
     assert rejected.tags["kit.gates"] == "failed"
     assert rejected.tags["kit.gate.no_regression.evaluate.log_loss"].startswith("failed")
     assert rejected.tags["kit.gate.edge_parity"].startswith("passed")  # a weak model is still a faithful bundle
+
+
+def test_a_second_run_rescores_both_champions_on_its_validation_rows(ctr):
+    """The edge-champion's JSON trees in Node and the cloud-champion's MLflow model, each on this
+    run's validation rows: the same rows v1 was validated on, so re-scored = recorded."""
+    import json
+
+    project, done = ctr
+    assert done.returncode == 0, done.stderr
+    again = project.kit("run", "pipelines/ctr.yaml", *QUICK, timeout=900)
+    assert again.returncode == 0, again.stderr
+    parent = latest_runs(project)["ctr"]
+    gates = json.loads(open(project.client().download_artifacts(parent.info.run_id, "gates/gates.json")).read())
+    for name in ("no_regression.evaluate.log_loss", "no_regression.cloud"):
+        found = next(g for g in gates if g["name"] == name)
+        assert found["passed"] and found["baseline_version"] is not None, found
+        assert found["baseline_rescored"] == pytest.approx(found["baseline_recorded"], rel=1e-6), found
+        assert found["difference"] == pytest.approx(0, abs=1e-9)  # the same seed trains the same model
+    edge = next(g for g in gates if g["name"] == "no_regression.evaluate.log_loss")
+    assert edge["confidence"] == 0.95 and edge["resamples"] == 1000 and edge["ci_low"] <= 0 <= edge["ci_high"]
+    assert {s["value"] for s in edge["slices"]} == {"mobile", "desktop", "tablet"}

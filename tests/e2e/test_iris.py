@@ -97,3 +97,22 @@ def test_contracts_gates_and_promotion_of_the_example(iris_run):
     version = client.get_model_version_by_alias("iris-classifier", "champion")
     assert version.tags["kit.gates"] == "passed" and version.tags["kit.pipeline_run_id"] == runs["iris"].info.run_id
     assert float(version.tags["kit.metric.evaluate.accuracy"]) >= 0.8
+
+
+def test_a_second_run_rescores_the_keras_champion_on_its_test_rows(iris_run):
+    done, client, runs = iris_run
+    root = Path(client.tracking_uri.removeprefix("sqlite:///")).parents[1]
+    again = subprocess.run([*KIT, "run", "pipelines/iris.yaml", "-p", "train.epochs=30"], cwd=root,
+                           env=Project(root).env,
+                           capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr
+    experiment = client.get_experiment_by_name("iris")
+    parent = client.search_runs([experiment.experiment_id], "tags.`kit.kind` = 'pipeline'",
+                                order_by=["start_time DESC"])[0]
+    gates = json.loads(Path(client.download_artifacts(parent.info.run_id, "gates/gates.json")).read_text())
+    found = next(g for g in gates if g["type"] == "no_regression")
+    assert found["baseline_version"] == "1" and found["passed"]
+    # The SavedModel, through the feature spec recorded with v1, on the same test rows: v1's own figure.
+    assert found["baseline_rescored"] == pytest.approx(found["baseline_recorded"])
+    assert "not re-scored" not in found["detail"] and "re-scored on the same 30 rows" in found["detail"]
+    assert "registered iris-classifier v2; champion moved v1 -> v2" in again.stdout
