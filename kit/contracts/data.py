@@ -1,29 +1,6 @@
-"""Reading a dataset (CSV or Parquet) and normalizing its dtypes for validation."""
+"""Normalizing a dataset's dtypes for validation (reading it: kit.tables)."""
 
 from __future__ import annotations
-
-from pathlib import Path
-
-from kit.errors import SpecError
-
-READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet"}
-
-
-def read_table(path: Path):
-    import pandas as pd
-
-    path = Path(path)
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
-        raise SpecError(f"{path}: cannot read {path.suffix or 'a file without extension'} as a table; "
-                        f"use one of {', '.join(READERS)}")
-    if not path.is_file():
-        raise SpecError(f"{path}: no such data file")
-    try:
-        return getattr(pd, reader)(path)
-    except Exception as exc:  # pandas/pyarrow raise many types for a corrupt file
-        raise SpecError(f"{path}: cannot read as {path.suffix[1:]}: {type(exc).__name__}: {exc}") from None
-
 
 def normalize(df, keep_text_as_object: set[str] | frozenset = frozenset()):
     """Dtypes GX validates quickly and correctly (measured in benchmarks/contracts.py):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kit.contracts.data import normalize, read_table
+from kit.contracts.data import normalize
+from kit.tables import read_table
 
 MAX_CATEGORIES = 20
 

@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit.contracts.data import normalize, read_table
+from kit.contracts.data import normalize
+from kit.tables import read_table
 from kit.contracts.load import Contract, load_contract
 from kit.files import sha256_file
 

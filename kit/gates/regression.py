@@ -96,7 +96,7 @@ class NoRegression(Gate):
 
     def _rescored(self, context: GateContext, evaluation: Evaluation, candidate, champion: Champion, baseline,
                   recorded, evidence) -> GateResult:
-        from kit.contracts.data import read_table
+        from kit.tables import read_table
         from kit.gates import metrics, scorers
         from kit.gates.compare import compare
 

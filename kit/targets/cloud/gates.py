@@ -93,7 +93,7 @@ def request_bodies(rows_path: Path, model_dir: Path, max_rows: int) -> list[byte
     import pandas as pd
     import yaml
 
-    from kit.contracts.data import read_table
+    from kit.tables import read_table
 
     frame = read_table(rows_path).head(max_rows)
     meta = yaml.safe_load((Path(model_dir) / "MLmodel").read_text()) or {}

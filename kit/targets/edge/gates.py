@@ -26,7 +26,7 @@ class _EdgeGate(Gate):
         return self.bundle.step
 
     def _inputs(self, context: GateContext):
-        from kit.contracts.data import read_table
+        from kit.tables import read_table
         from kit.features import load_spec
         from kit.features.rows import request_rows
         from kit.targets.edge import read_bundle
