@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 def normalize(df, keep_text_as_object: set[str] | frozenset = frozenset()):
     """Dtypes GX validates quickly and correctly (measured in benchmarks/contracts.py):
     datetime64[us] (pandas 3's default) makes GX ~10x slower than [ns]; pandas 3's string
