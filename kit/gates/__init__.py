@@ -8,8 +8,11 @@ __all__ = ["Champion", "Gate", "GateContext", "GateResult", "StepOutput", "evalu
 
 def evaluate_all(gates: list[Gate], context: GateContext) -> list[GateResult]:
     """Every gate's result; a gate that crashes fails with the reason instead of stopping the others."""
+    from kit.checkpoint import mark
+
     results = []
     for gate in gates:
+        mark("gate", gate.label)
         try:
             results.append(gate.evaluate(context))
         except Exception as exc:  # a gate bug must block promotion, not crash the run

@@ -12,8 +12,17 @@ from kit.gates.base import Gate, GateContext, GateResult
 from kit.gates.registry import register
 
 
+KIT_METRICS = ("duration_s", "peak_memory_mb")  # what the runner logs on every step run
+
+
 def _metric(context: GateContext, step: str, metric: str) -> float | None:
     return context.metrics(step).get(metric)
+
+
+def _no_metric(context: GateContext, step: str, metric: str) -> str:
+    """Why a gate has no figure: name the metrics the step did log, so a typo shows."""
+    logged = sorted(m for m in context.metrics(step) if m not in KIT_METRICS)
+    return f"step {step!r} logged no metric {metric!r}; it logged: {', '.join(logged) if logged else 'none'}"
 
 
 @register
@@ -40,7 +49,7 @@ class MetricThreshold(Gate):
                                              self.max is not None and f"<= {self.max:g}") if t)
         value = _metric(context, self.step, self.metric)
         if value is None:
-            return self.result(False, None, threshold, f"step {self.step!r} logged no metric {self.metric!r}")
+            return self.result(False, None, threshold, _no_metric(context, self.step, self.metric))
         if self.min is not None and value < self.min:
             return self.result(False, value, threshold, f"{value:.6g} is {self.min - value:.4g} below the minimum {self.min:g}")
         if self.max is not None and value > self.max:
@@ -66,7 +75,7 @@ class NoRegression(Gate):
         value = _metric(context, self.step, self.metric)
         key = f"{self.step}.{self.metric}"
         if value is None:
-            return self.result(False, None, "", f"step {self.step!r} logged no metric {self.metric!r}")
+            return self.result(False, None, "", _no_metric(context, self.step, self.metric))
         alias = self.alias or context.alias
         champion = context.champions.get(alias) if self.alias else context.champion
         if champion is None:

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kit.checkpoint import checkpoint
 from kit.gates import Champion, GateContext, GateResult, evaluate_all
 
 
@@ -83,6 +84,8 @@ def gatekeep(plan, result, tracker) -> Outcome:
 
     registry = Registry(pipeline.root, tracker.client) if promotions else None
     for promotion in promotions:
+        registry.repair(model, promotion.alias)  # finish or abandon a promotion an interrupt cut short
+        checkpoint("register", f"{model} for {promotion.alias!r}")
         tags = _evidence_tags(outcome, result, tracker, metrics)
         tags["kit.target_alias"] = promotion.alias
         tags[versions.PROMOTION_TAG] = "candidate" if outcome.passed else "rejected"
@@ -92,6 +95,7 @@ def gatekeep(plan, result, tracker) -> Outcome:
                                                                 f"for {promotion.alias}")
         outcome.versions[promotion.alias] = version.version
         tracker.client.set_tag(result.run_id, f"kit.model_version.{promotion.alias}", version.version)
+        checkpoint("promote", f"{model} v{version.version} for {promotion.alias!r}")
         before = outcome.previous.get(promotion.alias)
         shown = f"v{before}" if before else "(none)"
         if outcome.passed:
@@ -107,7 +111,7 @@ def gatekeep(plan, result, tracker) -> Outcome:
 def _evidence_tags(outcome: Outcome, result, tracker, metrics) -> dict[str, str]:
     tags = {"kit.gates": "passed" if outcome.passed else "failed", "kit.pipeline_run_id": result.run_id}
     parent = tracker.client.get_run(result.run_id).data.tags
-    for key in ("kit.pipeline", "kit.git.commit", "kit.git.dirty", "kit.lock_sha256"):
+    for key in ("kit.pipeline", "kit.git.commit", "kit.git.dirty", "kit.lock_sha256", "kit.snapshot"):
         if key in parent:
             tags[key] = parent[key]
     for r in outcome.results:
