@@ -1,7 +1,8 @@
 """A snapshot of exactly what a pipeline run executed, logged as the run's `snapshot/`
 artifact: the pipeline file(s), every step's source notebook as read (before parameters
-were injected), every contract file, the feature specs the steps produced, and a
-manifest with each file's sha256, the lock hash and the git state. A model version's
+were injected) and every contract file, laid out as in the project; the feature specs the
+steps produced under feature_specs/STEP/; and manifest.json with each file's kind and
+sha256, the lock hash and the git state (commit, changed files). A model version's
 evidence points at it, so "what built v7?" has an answer even when the tree was dirty."""
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def log_sources(client, run_id: str, plan, root: Path) -> dict:
                 "git_changed_files": provenance.changed_files(root), "files": {}}
     with tempfile.TemporaryDirectory() as folder:
         for kind, paths in source_files(plan).items():
-            for name, path in paths.items():
-                _copy(path, Path(folder) / kind / name, manifest, f"{kind}/{name}")
+            for name, path in paths.items():  # laid out as in the project
+                _copy(path, Path(folder) / name, manifest, name, kind)
         (Path(folder) / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         client.log_artifacts(run_id, folder, ARTIFACT)
     client.set_tag(run_id, TAG, f"runs:/{run_id}/{ARTIFACT}")
@@ -68,15 +69,15 @@ def log_produced(client, run_id: str, result, root: Path) -> None:
         for step, paths in specs.items():
             for path in paths:
                 name = f"feature_specs/{step}/{path.name}"
-                _copy(path, Path(folder) / name, manifest, name)
+                _copy(path, Path(folder) / name, manifest, name, "feature_spec")
         (Path(folder) / "feature_specs" / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         client.log_artifacts(run_id, folder, ARTIFACT)
 
 
-def _copy(path: Path, target: Path, manifest: dict, name: str) -> None:
+def _copy(path: Path, target: Path, manifest: dict, name: str, kind: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, target)  # bytes as read, before papermill injects anything
-    manifest["files"][name] = {"source": str(path), "sha256": sha256_file(target)}
+    manifest["files"][name] = {"kind": kind, "source": str(path), "sha256": sha256_file(target)}
 
 
 def _relative(path: Path, root: Path) -> str:
