@@ -33,8 +33,9 @@ def draft(data_path: Path, name: str | None = None, margin: float = 0.1) -> dict
     expectations = [{"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": list(map(str, df.columns))}},
                     {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}]
     if rows == 0:
-        warnings.append("the sample has no rows (a header only): drafted the column names alone; left out every "
-                        "type, null, range and value-set expectation")
+        warnings.append("the sample has no rows (a header only): drafted the column names and 'at least 1 row' "
+                        "(which this sample itself fails) alone; left out every type, null, range and value-set "
+                        "expectation")
         return _contract(data_path, name, expectations, rows, warnings)
     tiny = rows < MIN_ROWS
     if tiny:

@@ -1,0 +1,20 @@
+"""Regression tests for what the contract and data fuzzers (test_fuzz_contracts.py) found."""
+
+from __future__ import annotations
+
+from kit.cli import main
+
+GOOD_DATA = b"x,c\n0.5,a\n0.7,b\n"
+
+
+def check(capsys, tmp_path, contract: bytes, data: bytes, data_name: str = "d.csv") -> tuple[int, str]:
+    (tmp_path / "c.json").write_bytes(contract)
+    (tmp_path / data_name).write_bytes(data)
+    capsys.readouterr()
+    code = main(["contract", "check", str(tmp_path / "c.json"), str(tmp_path / data_name)])
+    return code, capsys.readouterr().err
+
+
+def test_a_contract_that_is_not_utf8_is_named_with_exit_2(capsys, tmp_path):
+    code, err = check(capsys, tmp_path, b"\x80", GOOD_DATA)
+    assert code == 2 and "c.json: not UTF-8 text (byte 0: b'\\x80')" in err
