@@ -18,3 +18,9 @@ def check(capsys, tmp_path, contract: bytes, data: bytes, data_name: str = "d.cs
 def test_a_contract_that_is_not_utf8_is_named_with_exit_2(capsys, tmp_path):
     code, err = check(capsys, tmp_path, b"\x80", GOOD_DATA)
     assert code == 2 and "c.json: not UTF-8 text (byte 0: b'\\x80')" in err
+
+
+def test_a_data_file_that_is_not_utf8_says_so_and_how_to_fix_it(capsys, tmp_path):
+    (tmp_path / "d.csv").write_bytes("x,c\n1,\xe9\n".encode("utf-16"))
+    assert main(["contract", "draft", str(tmp_path / "d.csv"), "--out", str(tmp_path / "c.json")]) == 2
+    assert "d.csv: not UTF-8 text (byte 0: b'\\xff'); save the file as UTF-8" in capsys.readouterr().err
