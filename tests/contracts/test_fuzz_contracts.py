@@ -4,7 +4,7 @@ exit 0, 2 or 3 with a message, never a traceback.
 
 Seeded (derandomize) so a failure reproduces; most cases run in-process through
 kit.cli.main (GX is slow to import), a few through the real `kit` command. Set
-KIT_FUZZ_EXAMPLES to run more (the suite's figure is the default below)."""
+KIT_FUZZ_SCALE=10 to run ten times the suite's cases."""
 
 from __future__ import annotations
 
@@ -21,10 +21,13 @@ from hypothesis import strategies as st
 
 from kit.cli import main
 
-EXAMPLES = int(os.environ.get("KIT_FUZZ_EXAMPLES", "40"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
+SCALE = float(os.environ.get("KIT_FUZZ_SCALE", "1"))  # 10 for a long run
+
+
+def fuzz(examples: int):
+    return settings(max_examples=max(1, int(examples * SCALE)), deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.function_scoped_fixture])
 COLUMNS = ["x", "c", "t", "weird name", "ü", ""]
 EXPECTATIONS = ["expect_column_values_to_be_between", "expect_column_values_to_be_in_set",
                 "expect_column_values_to_not_be_null", "expect_column_values_to_be_of_type",
@@ -130,7 +133,7 @@ GOOD_CONTRACT = json.dumps({"expectations": [
     {"type": "expect_column_values_to_be_between", "kwargs": {"column": "x", "min_value": 0, "max_value": 1}}]}).encode()
 
 
-@FUZZ
+@fuzz(25)
 @given(contract=contract_file)
 def test_check_with_generated_contract_files(capsys, contract):
     with tempfile.TemporaryDirectory() as folder:
@@ -139,7 +142,7 @@ def test_check_with_generated_contract_files(capsys, contract):
         run_in_process(capsys, ["contract", "check", f"{folder}/c.json", f"{folder}/d.csv"], {0, 2, 3})
 
 
-@FUZZ
+@fuzz(40)
 @given(data=data_file)
 def test_check_with_generated_data_files(capsys, data):
     name, content = data
@@ -151,7 +154,7 @@ def test_check_with_generated_data_files(capsys, data):
         run_in_process(capsys, ["contract", "check", f"{folder}/c.json", f"{folder}/{name}"], {0, 2, 3})
 
 
-@FUZZ
+@fuzz(30)
 @given(data=data_file)
 def test_draft_from_generated_data_files_then_check_the_sample_against_its_draft(capsys, data):
     name, content = data
