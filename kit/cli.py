@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside a pipeline run (which reports its own): one line, no traceback
         from kit.checkpoint import where
 
-        print(f"kit {args.command}: interrupted by SIGINT {where()}", file=sys.stderr)
+        print(f"kit {args.command}: interrupted by SIGINT {where()}".rstrip(), file=sys.stderr)
         return 130
 
 
