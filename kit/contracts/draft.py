@@ -45,6 +45,10 @@ def draft(data_path: Path, name: str | None = None, margin: float = 0.1) -> dict
     for column in df.columns:
         series = df[column]
         label = f"column {column!r}"
+        if not str(column):  # GX refuses an expectation on a column with an empty name
+            warnings.append(f"{label} has an empty name, which Great Expectations cannot check: left out its "
+                            "expectations (give the column a name)")
+            continue
         null_rate = float(series.isna().mean())
         values = series.dropna()
         if values.empty:

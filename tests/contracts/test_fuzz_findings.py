@@ -24,3 +24,12 @@ def test_a_data_file_that_is_not_utf8_says_so_and_how_to_fix_it(capsys, tmp_path
     (tmp_path / "d.csv").write_bytes("x,c\n1,\xe9\n".encode("utf-16"))
     assert main(["contract", "draft", str(tmp_path / "d.csv"), "--out", str(tmp_path / "c.json")]) == 2
     assert "d.csv: not UTF-8 text (byte 0: b'\\xff'); save the file as UTF-8" in capsys.readouterr().err
+
+
+def test_a_column_with_an_empty_name_is_left_out_of_the_draft_so_the_draft_loads(capsys, tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"": [0.5, 1.5], "x": [1.0, 2.0]}).to_parquet(tmp_path / "d.parquet")
+    assert main(["contract", "draft", str(tmp_path / "d.parquet"), "--out", str(tmp_path / "c.json")]) == 0
+    assert "column '' has an empty name" in capsys.readouterr().err
+    assert main(["contract", "check", str(tmp_path / "c.json"), str(tmp_path / "d.parquet")]) == 0
