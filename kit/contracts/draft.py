@@ -25,6 +25,7 @@ SKEWED = 1.0  # |skewness| above which a positive column's bounds are chosen on 
 
 def draft(data_path: Path, name: str | None = None, margin: float = 0.1) -> dict:
     """Columns and types, null rates, robust numeric ranges, small category sets."""
+    import numpy as np
     import pandas as pd
 
     df = normalize(read_table(Path(data_path)))
@@ -79,7 +80,11 @@ def draft(data_path: Path, name: str | None = None, margin: float = 0.1) -> dict
                                      "kwargs": {"column": column,
                                                 "value_set": sorted(map(_plain, values.unique()), key=str)}})
         elif pd.api.types.is_numeric_dtype(series):
-            low, high, how = numeric_bounds(values.to_numpy(dtype="float64"))
+            numbers = values.to_numpy(dtype="float64")
+            if not np.isfinite(numbers).all():  # a bound cannot admit inf, and GX would fail the sample itself
+                warnings.append(f"{label} holds infinite values: left out its range")
+                continue
+            low, high, how = numeric_bounds(numbers)
             finite = [b for b in (low, high) if b is not None]
             kwargs = {"column": column, "min_value": low, "max_value": high}
             if not finite:

@@ -33,3 +33,12 @@ def test_a_column_with_an_empty_name_is_left_out_of_the_draft_so_the_draft_loads
     assert main(["contract", "draft", str(tmp_path / "d.parquet"), "--out", str(tmp_path / "c.json")]) == 0
     assert "column '' has an empty name" in capsys.readouterr().err
     assert main(["contract", "check", str(tmp_path / "c.json"), str(tmp_path / "d.parquet")]) == 0
+
+
+def test_a_column_with_infinite_values_gets_no_range_so_the_sample_meets_its_draft(capsys, tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"x": [-0.0, float("inf"), 1.0]}).to_parquet(tmp_path / "d.parquet")
+    assert main(["contract", "draft", str(tmp_path / "d.parquet"), "--out", str(tmp_path / "c.json")]) == 0
+    assert "column 'x' holds infinite values: left out its range" in capsys.readouterr().err
+    assert main(["contract", "check", str(tmp_path / "c.json"), str(tmp_path / "d.parquet")]) == 0
