@@ -55,6 +55,8 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
 
     models = commands.add_parser("models", help="registered models: versions, aliases, gate status, history")
     models.add_argument("name", nargs="?", help="one model in detail")
+    models.add_argument("--version", metavar="V", help="with NAME: the evidence of one version (gates, contracts, "
+                                                       "data hashes, commit, dirty flag, snapshot)")
 
     promote = commands.add_parser("promote", help="point an alias at a version whose gates passed")
     promote.add_argument("name")
@@ -96,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     except KitError as error:
         print(f"kit {args.command}: {error}", file=sys.stderr)
         return exit_code(error)
+    except KeyboardInterrupt:  # outside a pipeline run (which reports its own): one line, no traceback
+        from kit.checkpoint import where
+
+        print(f"kit {args.command}: interrupted by SIGINT {where()}".rstrip(), file=sys.stderr)
+        return 130
 
 
 def _add_targets(parent: argparse.ArgumentParser, command: str) -> None:
@@ -179,7 +186,8 @@ def cmd_run(args) -> int:
         for step, values in layer.items():
             merged.setdefault(step, {}).update(values)
     result = run(plan, jobs=args.jobs, overrides=merged)
-    print(f"pipeline {plan.name}: all {len(result.steps)} steps done")
+    count = len(result.steps)
+    print(f"pipeline {plan.name}: {'1 step' if count == 1 else f'all {count} steps'} done")
     if result.promotion is not None:
         print(result.promotion.report())
     print(f"  MLflow run {result.run_id} (experiment {plan.name}) in {result.tracking_uri}")
@@ -199,6 +207,12 @@ def cmd_contract(args) -> int:
         drafted = write_draft(args.data, args.out)
         print(f"wrote {args.out}: {len(drafted['expectations'])} expectations drafted from {args.data}; "
               "review them before relying on it")
+        for expectation in drafted["expectations"]:
+            if "bound" in expectation.get("meta", {}):
+                kwargs = expectation["kwargs"]
+                print(f"  {kwargs['column']}: [{kwargs['min_value']}, {kwargs['max_value']}]: {expectation['meta']['bound']}")
+        for warning in drafted["meta"].get("warnings", []):
+            print(f"kit contract draft: warning: {warning}", file=sys.stderr)
         return 0
     result = check(args.contract, args.data)
     print(text_table(result).rstrip())
@@ -218,9 +232,15 @@ def _registry():
 
 
 def cmd_models(args) -> int:
-    from kit.registry.listing import describe, overview
+    from kit.errors import SpecError
+    from kit.registry.listing import describe, describe_version, overview
 
-    print(describe(_registry(), args.name) if args.name else overview(_registry()))
+    if args.version and not args.name:
+        raise SpecError("--version needs a model NAME: kit models NAME --version V")
+    if args.version:
+        print(describe_version(_registry(), args.name, args.version))
+    else:
+        print(describe(_registry(), args.name) if args.name else overview(_registry()))
     return 0
 
 

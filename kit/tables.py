@@ -22,5 +22,8 @@ def read_table(path: Path):
         raise SpecError(f"{path}: no such data file")
     try:
         return getattr(pd, reader)(path)
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                        "save the file as UTF-8") from None
     except Exception as exc:  # pandas/pyarrow raise many types for a corrupt file
         raise SpecError(f"{path}: cannot read as {path.suffix[1:]}: {type(exc).__name__}: {exc}") from None

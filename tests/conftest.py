@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -85,3 +86,56 @@ def project(tmp_path, monkeypatch) -> Project:
     monkeypatch.setenv("KIT_PROJECT_ROOT", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return Project(tmp_path)
+
+
+TINY_EDGE_TRAIN = """
+import pathlib, tempfile
+import lightgbm as lgb, mlflow, numpy as np, pandas as pd
+from kit.features import FeatureSpec, numeric
+from kit.targets.edge import write_bundle
+from kit.targets.edge.lightgbm import export_booster
+
+rng = np.random.default_rng(0)
+frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+frame.to_csv(data_path, index=False)
+frame.head(50).to_csv(rows_path, index=False)
+y = (frame.a + frame.b > 0).astype(int)
+spec = FeatureSpec.of(numeric("a", frame["a"], transform="identity", missing="nan"),
+                      numeric("b", frame["b"], transform="identity", missing="nan"))
+booster = lgb.train({"objective": "binary", "num_leaves": 4, "verbose": -1, "num_threads": 1},
+                    lgb.Dataset(spec.transform(frame[spec.input_names]), y), num_boost_round=5)
+booster.save_model(model_path)
+exported = export_booster(booster, pathlib.Path(tempfile.mkdtemp()) / "json")
+write_bundle(bundle_dir, model_dir=exported.parent, kind="lightgbm-json", task="binary", labels=["no", "yes"],
+             feature_spec=spec, model_name="tiny")
+mlflow.log_metric("accuracy", float(((booster.predict(spec.transform(frame[spec.input_names])) > 0.5) == y).mean()))
+"""
+TINY_EDGE_CONTRACT = {"expectations": [
+    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "a", "min_value": -10, "max_value": 10}}]}
+TINY_EDGE_PIPELINE = """
+name: tiny
+model: tiny-model
+steps:
+  - name: train
+    notebook: notebooks/train.ipynb
+    outputs: {data_path: data.csv, rows_path: rows.csv, model_path: model.txt, bundle_dir: bundle}
+    contracts: {data_path: data_contracts/data.json}
+gates:
+  - {type: metric_threshold, step: train, metric: accuracy, min: 0.6}
+  - {type: edge_parity, bundle: {step: train, output: bundle_dir}, rows: {step: train, output: rows_path},
+     reference: {step: train, output: model_path}}
+promote:
+  alias: champion
+  source: {step: train, output: bundle_dir}
+"""
+
+
+def tiny_edge_pipeline(project: Project) -> Path:
+    """A cheap pipeline with every kind of phase: one step (LightGBM on 200 rows, exported as a
+    JSON-trees edge bundle) with an output contract, a metric gate and the edge parity gate
+    (which runs Node), promoted to `champion`."""
+    project.notebook("train.ipynb", 'data_path = "d.csv"\nrows_path = "r.csv"\nmodel_path = "m.txt"\nbundle_dir = "b"',
+                     TINY_EDGE_TRAIN)
+    (project.root / "data_contracts").mkdir(exist_ok=True)
+    (project.root / "data_contracts" / "data.json").write_text(json.dumps(TINY_EDGE_CONTRACT))
+    return project.pipeline(TINY_EDGE_PIPELINE)

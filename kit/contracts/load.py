@@ -56,6 +56,9 @@ def load_contract(path: str | Path) -> Contract:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ContractError(f"{path}: cannot read contract: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                            "a contract is a JSON file saved as UTF-8") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

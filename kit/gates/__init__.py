@@ -10,8 +10,11 @@ def evaluate_all(gates: list[Gate], context: GateContext) -> list[GateResult]:
     """Every gate's result; a gate that crashes fails with the reason instead of stopping the others."""
     import time
 
+    from kit.checkpoint import mark
+
     results = []
     for gate in gates:
+        mark("gate", gate.label)
         started = time.perf_counter()
         try:
             result = gate.evaluate(context)

@@ -98,3 +98,12 @@ class Gate(BaseModel):
 
     def result(self, passed: bool, figure: float | None, threshold: str, detail: str = "") -> GateResult:
         return GateResult(self.label, self.type, passed, figure, threshold, detail)
+
+
+KIT_METRICS = ("duration_s", "peak_memory_mb")  # what the runner logs on every step run
+
+
+def no_metric_detail(context: GateContext, step: str, metric: str) -> str:
+    """Why a gate has no figure: name the metrics the step did log, so a typo shows."""
+    logged = sorted(m for m in context.metrics(step) if m not in KIT_METRICS)
+    return f"step {step!r} logged no metric {metric!r}; it logged: {', '.join(logged) if logged else 'none'}"

@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from kit.files import folder_size
-from kit.gates.base import Gate, GateContext, GateResult
+from kit.gates.base import Gate, GateContext, GateResult, no_metric_detail
+
 
 
 def _metric(context: GateContext, step: str, metric: str) -> float | None:
@@ -38,7 +39,7 @@ class MetricThreshold(Gate):
                                              self.max is not None and f"<= {self.max:g}") if t)
         value = _metric(context, self.step, self.metric)
         if value is None:
-            return self.result(False, None, threshold, f"step {self.step!r} logged no metric {self.metric!r}")
+            return self.result(False, None, threshold, no_metric_detail(context, self.step, self.metric))
         if self.min is not None and value < self.min:
             return self.result(False, value, threshold, f"{value:.6g} is {self.min - value:.4g} below the minimum {self.min:g}")
         if self.max is not None and value > self.max:

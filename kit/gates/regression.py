@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from kit.gates.base import Champion, Evaluation, Gate, GateContext, GateResult
+from kit.gates.base import Champion, Evaluation, Gate, GateContext, GateResult, no_metric_detail
 
 NOT_RESCORED = "compared with the recorded figure, not re-scored"
 
@@ -78,7 +78,7 @@ class NoRegression(Gate):
         key = f"{self.step}.{self.metric}"
         note = f"{NOT_RESCORED} ({why})"
         if value is None:
-            return self._result(False, None, "", f"step {self.step!r} logged no metric {self.metric!r}", evidence)
+            return self._result(False, None, "", no_metric_detail(context, self.step, self.metric), evidence)
         if baseline is None:
             return self._result(True, value, "no baseline",
                                 f"champion v{champion.version} has no recorded {key}: nothing to compare; {note}", evidence)

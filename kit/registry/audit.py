@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kit import store
+from kit.checkpoint import checkpoint
 
 EXPERIMENT = "kit-audit"
 
@@ -67,8 +68,13 @@ class AuditLog:
             "kit.audit.forced": str(forced).lower(),
         }
         run = self.client.create_run(self.experiment_id, tags=tags)
-        if evidence:
-            self.client.log_dict(run.info.run_id, evidence, "evidence.json")
+        try:
+            checkpoint("audit", f"{action} {model}@{alias} {arrow}")
+            if evidence:
+                self.client.log_dict(run.info.run_id, evidence, "evidence.json")
+        except BaseException:  # interrupted mid-write: the event stands (the alias moved), but says so
+            self.client.set_terminated(run.info.run_id, "KILLED")
+            raise
         self.client.set_terminated(run.info.run_id, "FINISHED")
         return _event(self.client.get_run(run.info.run_id))
 

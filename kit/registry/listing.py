@@ -38,7 +38,7 @@ def describe(registry, name: str) -> str:
     rows, failed = [], []
     for v in found:
         promotion = v.tags.get(versions.PROMOTION_TAG, "-")
-        if promotion == "pending":
+        if promotion in ("pending", "interrupted"):
             promotion = "INTERRUPTED"
         forced = " (forced)" if v.tags.get("kit.forced") == "true" else ""
         rows.append((v.version, _when(v.created_ms), v.gates, promotion, ", ".join(held.get(v.version, [])) or "-",
@@ -47,7 +47,7 @@ def describe(registry, name: str) -> str:
                    if k.startswith("kit.gate.") and t.startswith("failed")]
     columns = ("version", "created (UTC)", "gates", "promotion", "aliases", "pipeline run")
     lines = [f"model {name}", "", table_text(Table(columns, rows)).rstrip(), *failed]
-    if any(v.tags.get(versions.PROMOTION_TAG) == "pending" for v in found):
+    if any(v.tags.get(versions.PROMOTION_TAG) in ("pending", "interrupted") for v in found):
         lines.append("\nINTERRUPTED: a promotion stopped midway; the next promote, rollback or pipeline run "
                      "for that alias repairs it")
 
@@ -65,4 +65,40 @@ def describe(registry, name: str) -> str:
         stack = holders(registry.audit.events(name, alias))
         if stack and stack[-1] != version:
             lines.append(f"  note: {alias} points at v{version} but the audit log says v{stack[-1]}: moved outside kit")
+    return "\n".join(lines)
+
+
+def describe_version(registry, name: str, number: str) -> str:
+    """The evidence of one version: gates with figures, contracts, data hashes, metrics,
+    where it came from (commit, dirty flag, lock) and the snapshot of what built it."""
+    version = versions.get(registry.client, name, number)
+    tags = version.tags
+    held = [a for a, v in versions.aliases(registry.client, name).items() if v == version.version]
+    promotion = tags.get(versions.PROMOTION_TAG, "-")
+    lines = [f"model {name} v{version.version}  created {_when(version.created_ms)} UTC",
+             f"  gates       {version.gates}",
+             f"  promotion   {'INTERRUPTED (' + promotion + ')' if promotion in ('pending', 'interrupted') else promotion}"
+             + (" (forced: " + tags.get("kit.forced.reason", "") + ")" if tags.get("kit.forced") == "true" else ""),
+             f"  aliases     {', '.join(sorted(held)) or '-'}",
+             f"  pipeline    {tags.get('kit.pipeline', '-')}, run {tags.get('kit.pipeline_run_id', '-')}",
+             f"  source      {version.source}"]
+    dirty = tags.get("kit.git.dirty")
+    dirty_words = {"true": "dirty: true (modified, staged or untracked files were used; the snapshot has them)",
+                   "false": "dirty: false"}.get(dirty, "dirty: unknown (not a git work tree)")
+    lines.append(f"  commit      {tags.get('kit.git.commit', '(none: not a git work tree)')}  {dirty_words}")
+    lines.append(f"  lock        sha256 {tags.get('kit.lock_sha256', '-')}")
+    lines.append(f"  snapshot    {tags.get('kit.snapshot', '(none recorded)')}"
+                 + ("  (pipeline file, notebooks as read, contracts, feature specs, manifest.json)"
+                    if "kit.snapshot" in tags else ""))
+
+    def section(title: str, prefix: str) -> None:
+        found = sorted((k[len(prefix):], v) for k, v in tags.items() if k.startswith(prefix))
+        lines.append(f"{title}:" if found else f"{title}: none recorded")
+        width = max((len(k) for k, _ in found), default=0)
+        lines.extend(f"  {key:<{width}}  {value}" for key, value in found)
+
+    section("gates", "kit.gate.")
+    section("contracts", "kit.contract.")
+    section("data (sha256)", "kit.data.")
+    section("metrics", versions.METRIC_PREFIX)
     return "\n".join(lines)

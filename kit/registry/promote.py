@@ -85,7 +85,8 @@ class Registry:
         repaired = []
         current = versions.holder(self.client, name, alias)
         for version in versions.all_versions(self.client, name):
-            if version.tags.get(versions.PROMOTION_TAG) != "pending" or version.tags.get("kit.target_alias") != alias:
+            if (version.tags.get(versions.PROMOTION_TAG) not in ("pending", "interrupted")
+                    or version.tags.get("kit.target_alias") != alias):
                 continue
             if version.version == current:
                 logged = any(e.to_version == version.version for e in self.audit.events(name, alias)[-1:])

@@ -8,7 +8,7 @@ from typing import Any
 from kit.registry.errors import RegistryError
 
 GATES_TAG = "kit.gates"  # passed | failed
-PROMOTION_TAG = "kit.promotion"  # rejected | pending | done | abandoned
+PROMOTION_TAG = "kit.promotion"  # candidate | rejected | pending | done | abandoned | interrupted (run stopped first)
 PROMOTION_FROM_TAG = "kit.promotion.from"
 METRIC_PREFIX = "kit.metric."
 

@@ -115,14 +115,18 @@ class Execution:
         """Run to the end; raises papermill's errors (PapermillExecutionError for a failing cell)."""
         import papermill
 
-        total = {"cells": 0}
+        numbers: dict[int, int] = {}  # index in the executed copy -> number in the user's notebook
 
         def notebook_started(notebook, **_: Any) -> None:
-            total["cells"] = len(notebook.cells)
+            # papermill's injected parameters cell exists only in the executed copy: count
+            # cells as the user's notebook numbers them.
+            for index, cell in enumerate(notebook.cells):
+                if "injected-parameters" not in cell.get("metadata", {}).get("tags", []):
+                    numbers[index] = len(numbers) + 1
 
         def cell_started(cell, cell_index: int, **_: Any) -> None:
-            if self.on_cell:
-                self.on_cell(cell_index + 1, total["cells"])
+            if self.on_cell and cell_index in numbers:
+                self.on_cell(numbers[cell_index], len(numbers))
 
         def cell_executed(**_: Any) -> None:
             peak = self._kernel_peak_memory_mb()

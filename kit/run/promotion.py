@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kit.checkpoint import checkpoint
 from kit.errors import GateFailure
 from kit.gates import Champion, GateContext, GateResult, evaluate_all
 from kit.report import Image, Section, Table, table_text, write_page
@@ -78,6 +79,8 @@ def gatekeep(plan, result, tracker) -> Outcome:
         registry = Registry(pipeline.root, tracker.client) if promotions else None
         for promotion in promotions:
             alias = promotion.alias
+            registry.repair(model, alias)  # finish or abandon a promotion an interrupt cut short
+            checkpoint("register", f"{model} for {alias!r}")
             tags = _evidence_tags(outcome, result, tracker, metrics)
             tags.update(_evaluation_tags(evaluations))
             tags["kit.target_alias"] = alias
@@ -88,6 +91,7 @@ def gatekeep(plan, result, tracker) -> Outcome:
                                                                     f"for {alias}")
             outcome.versions[alias] = version.version
             tracker.client.set_tag(result.run_id, f"kit.model_version.{alias}", version.version)
+            checkpoint("promote", f"{model} v{version.version} for {alias!r}")
             # Compare-and-set: the alias moves only if it still points at the version the gates judged
             # against; if another promotion got there first, the gates that depend on the holder are
             # judged again against the new one, and the candidate is moved or refused on that.
@@ -229,7 +233,7 @@ def _evidence_tags(outcome: Outcome, result, tracker, metrics) -> dict[str, str]
 
     tags = {GATES_TAG: "passed" if outcome.passed else "failed", "kit.pipeline_run_id": result.run_id}
     parent = tracker.client.get_run(result.run_id).data.tags
-    for key in ("kit.pipeline", "kit.git.commit", "kit.git.dirty", "kit.lock_sha256"):
+    for key in ("kit.pipeline", "kit.git.commit", "kit.git.dirty", "kit.lock_sha256", "kit.snapshot"):
         if key in parent:
             tags[key] = parent[key]
     for r in outcome.results:

@@ -21,9 +21,21 @@ def git_commit(root: Path) -> str | None:
     return _git(root, "rev-parse", "HEAD")
 
 
+# The kit's own output folders are not source: a run writes them before it looks.
+NOT_SOURCE = ("mlruns", "workspaces")
+
+
+def changed_files(root: Path) -> list[str] | None:
+    """Modified, staged and untracked (not git-ignored) files anywhere in the project
+    folder, as `git status --porcelain` lines; None outside a git work tree."""
+    excluded = [f":(exclude){name}" for name in NOT_SOURCE]
+    status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", ".", *excluded)
+    return None if status is None else [line for line in status.splitlines() if line.strip()]
+
+
 def git_dirty(root: Path) -> bool | None:
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status)
+    changed = changed_files(root)
+    return None if changed is None else bool(changed)
 
 
 def lock_hash(root: Path) -> str | None:

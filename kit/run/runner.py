@@ -6,11 +6,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit import checkpoint
 from kit.errors import GateFailure, Interrupted, StepFailure
 from kit.pipeline import Step
 from kit.run import workspace
@@ -57,32 +59,45 @@ class _Terminated(BaseException):
 
 def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | None = None) -> RunResult:
     """Run every step, then the gates and promotion. Raises StepFailure if a step crashed,
-    GateFailure if a contract or gate failed, Interrupted on Ctrl-C / SIGTERM."""
+    GateFailure if a contract or gate failed, Interrupted on Ctrl-C / SIGTERM at any phase."""
     from kit.run import progress as progress_module
 
     pipeline = plan.pipeline
-
     progress = progress or progress_module.for_stream(list(pipeline.steps))
-    tracker = PipelineTracker(pipeline.root, pipeline.name)
-    run_id = tracker.start(pipeline, overrides or {})
-    folder = workspace.create(pipeline.root, pipeline.name, run_id)
-    result = RunResult(run_id, tracker.experiment_id, tracker.tracking_uri, folder, {})
-    scheduler = _Scheduler(plan, tracker, folder, progress, result)
-
     started = time.monotonic()
+    state: dict[str, Any] = {}  # what exists so far, for the interrupt's clean-up
     previous = _catch_sigterm()
     try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="kit-step") as pool:
-            try:
-                scheduler.loop(pool)
-            except (KeyboardInterrupt, _Terminated) as stop:
-                signum = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
-                scheduler.stop_all(pool, "interrupted")
-                _finish(tracker, result, "KILLED", started)
-                raise Interrupted(f"run {run_id} interrupted; kernels shut down, runs marked KILLED", signum) from None
+        return _run(plan, jobs, progress, overrides or {}, started, state)
+    except (KeyboardInterrupt, _Terminated) as stop:
+        signum = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
+        where = checkpoint.where()
+        with _signals_held():
+            message = _record_interrupt(state, started)
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name} {where}: {message}", signum) from None
     finally:
         _restore_sigterm(previous)
         progress.close()
+
+
+def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: float, state: dict) -> RunResult:
+    pipeline = plan.pipeline
+    checkpoint.reset("start")
+    tracker = state["tracker"] = PipelineTracker(pipeline.root, pipeline.name)
+    run_id = tracker.start(pipeline, overrides, plan=plan)
+    folder = workspace.create(pipeline.root, pipeline.name, run_id)
+    result = state["result"] = RunResult(run_id, tracker.experiment_id, tracker.tracking_uri, folder, {})
+    scheduler = _Scheduler(plan, tracker, folder, progress, result)
+    checkpoint.checkpoint("start")
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="kit-step") as pool:
+        try:
+            scheduler.loop(pool)
+        except (KeyboardInterrupt, _Terminated):
+            with _signals_held():  # kill kernels before the pool waits for their threads
+                scheduler.stop_all(pool, "interrupted")
+            raise
+    tracker.log_produced(result)
 
     result.seconds["contracts"] = sum(s.contract_seconds for s in result.steps.values())
     if result.failed:
@@ -95,7 +110,7 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
         gates_started = time.monotonic()
         try:
             result.promotion = gatekeep(plan, result, tracker)
-        except BaseException:  # never leave the pipeline run RUNNING (registry errors, Ctrl-C in gates)
+        except Exception:  # never leave the pipeline run RUNNING (registry errors); interrupts: see run()
             _finish(tracker, result, "FAILED", started)
             raise
         result.seconds["gates"] = time.monotonic() - gates_started
@@ -104,6 +119,60 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
             raise GateFailure(result.promotion.report())
     _finish(tracker, result, "FINISHED", started)
     return result
+
+
+def _record_interrupt(state: dict, started: float) -> str:
+    """Mark what the interrupt cut short: every open run KILLED, a registered version whose
+    alias never moved marked interrupted. Returns what was done, in words."""
+    tracker, result = state.get("tracker"), state.get("result")
+    if tracker is None or result is None or tracker.run_id is None:
+        return "no pipeline run was recorded yet"
+    client = tracker.client
+    for step in result.steps.values():
+        if step.run_id and client.get_run(step.run_id).info.status == "RUNNING":
+            client.set_tag(step.run_id, "kit.status", "killed")
+            client.set_terminated(step.run_id, "KILLED")
+    _finish(tracker, result, "KILLED", started)
+    message = f"run {result.run_id} and its open step runs marked KILLED, kernels and child processes stopped"
+    interrupted = _mark_interrupted_versions(tracker, result.run_id)
+    if interrupted:
+        message += (f"; {', '.join(interrupted)} (see `kit models`; the next promote, rollback or run for that "
+                    "alias repairs it)")
+    return message
+
+
+def _mark_interrupted_versions(tracker, run_id: str) -> list[str]:
+    """A version this run registered whose alias it did not move yet: say so on the version
+    (a promotion that stopped after `pending` is left to the registry's own repair)."""
+    from kit.registry import versions
+
+    model = tracker.client.get_run(run_id).data.tags.get("kit.model")
+    marked = []
+    for key, number in tracker.client.get_run(run_id).data.tags.items():
+        if not key.startswith("kit.model_version."):
+            continue
+        version = versions.get(tracker.client, model, number)
+        state = version.tags.get(versions.PROMOTION_TAG)
+        if state == "candidate":
+            versions.set_tags(tracker.client, model, number, {versions.PROMOTION_TAG: "interrupted"})
+            marked.append(f"{model} v{number} registered, alias not moved")
+        elif state == "pending":
+            marked.append(f"{model} v{number}'s promotion stopped midway")
+    return marked
+
+
+@contextmanager
+def _signals_held():
+    """Clean-up after an interrupt runs to its end: a second Ctrl-C or SIGTERM is ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _Scheduler:
@@ -163,13 +232,17 @@ class _Scheduler:
             cwd=step_dir,
             env=env,
             log_path=step_dir / "kernel.log",
-            on_cell=lambda number, total, name=step.name: self.progress.cell(name, number, total),
+            on_cell=lambda number, total, name=step.name: self._cell(name, number, total),
         )
         step_result = StepResult(step.name, "running", run_id=run_id, notebook=execution.output_path, outputs=outputs)
         self.result.steps[step.name] = step_result
         self.progress.step_started(step.name)
         job = _StepJob(self.plan, step, execution, step_result, inputs)
         self.running[pool.submit(job)] = (step, execution, step_result, time.monotonic())
+
+    def _cell(self, step: str, number: int, total: int) -> None:
+        checkpoint.checkpoint("step", f"step {step!r}, cell {number} of {total}")
+        self.progress.cell(step, number, total)
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()
@@ -251,6 +324,9 @@ class _StepJob:
             contract = self.plan.contracts.get((self.step.name, param))
             if contract is None:
                 continue
+            checkpoint.checkpoint("contract", f"step {self.step.name!r}, {direction} {param!r}")
+            if self.execution.stop_reason:  # interrupted: do not start a check nobody will read
+                raise _ContractFailed(f"step {self.step.name!r}: {self.execution.stop_reason}")
             outcome = check(contract, path)
             self.step_result.checks.append((direction, param, outcome))
             if not outcome.success:

@@ -26,7 +26,7 @@ class PipelineTracker:
     def tracking_uri(self) -> str:
         return store.tracking_uri(self.root)
 
-    def start(self, pipeline, overrides: dict[str, Any]) -> str:
+    def start(self, pipeline, overrides: dict[str, Any], plan=None) -> str:
         tags = {
             "mlflow.runName": pipeline.name,
             "kit.pipeline": pipeline.name,
@@ -39,7 +39,17 @@ class PipelineTracker:
         self.client.log_text(self.run_id, pipeline.text, f"pipeline/{pipeline.path.name}")
         if overrides:
             self.client.log_dict(self.run_id, overrides, "pipeline/overrides.json")
+        if plan is not None:
+            from kit.run import snapshot
+
+            snapshot.log_sources(self.client, self.run_id, plan, self.root)
         return self.run_id
+
+    def log_produced(self, result) -> None:
+        """What the steps made that belongs in the snapshot (feature specs)."""
+        from kit.run import snapshot
+
+        snapshot.log_produced(self.client, self.run_id, result, self.root)
 
     def start_step(self, step, injected: dict[str, Any]) -> str:
         from mlflow.entities import Param

@@ -85,22 +85,52 @@ def serve(root: Path, name: str, alias: str, port: int, host: str = "127.0.0.1",
     os.execv(command[0], command)
 
 
-def deploy(root: Path, name: str, alias: str, out: Path, reject_out_of_range: bool = False) -> tuple[str, Path]:
-    """A self-contained deployable folder: worker.js (handler + TF.js + bundle), manifest, README."""
+DEPLOY_FILES = ("worker.js", "manifest.json", "README.md", "bundle")  # everything `deploy` writes into --out
+
+
+def deploy(root: Path, name: str, alias: str, out: Path, reject_out_of_range: bool = False,
+           force: bool = False) -> tuple[str, Path]:
+    """A self-contained deployable folder: worker.js (handler + TF.js + bundle), manifest, README.
+
+    Built beside `out` and moved in at the end. An existing non-empty `out` is refused unless
+    `force`; even then only the files listed in DEPLOY_FILES are replaced, nothing else is touched."""
     import json
+    import tempfile
+
+    from kit.errors import SpecError
 
     out = out.resolve()
-    version, bundle = fetch_bundle(root, name, alias, into=out / "bundle")
-    command = [node_binary(), str(RUNTIME / "scripts" / "build-deploy.mjs"), "--bundle", str(bundle), "--out", str(out)]
-    if reject_out_of_range:
-        command.append("--reject-out-of-range")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        raise StepFailure(f"building worker.js failed: {done.stderr.strip()}")
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    example = "&".join(f"{i['name']}=..." for i in manifest["inputs"][:4])
-    (out / "README.md").write_text(DEPLOY_README.format(name=name, version=version, alias=alias, example=example,
-                                                        size=(out / "worker.js").stat().st_size))
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise SpecError(f"--out {out}: the folder exists and is not empty; kit deploy writes "
+                        f"{', '.join(DEPLOY_FILES)} there. Choose an empty or new folder, or add --force to replace "
+                        "those (other files are left alone)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        version, bundle = fetch_bundle(root, name, alias, into=staging / "bundle")
+        command = [node_binary(), str(RUNTIME / "scripts" / "build-deploy.mjs"), "--bundle", str(bundle),
+                   "--out", str(staging)]
+        if reject_out_of_range:
+            command.append("--reject-out-of-range")
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise StepFailure(f"building worker.js failed: {done.stderr.strip()}")
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        example = "&".join(f"{i['name']}=..." for i in manifest["inputs"][:4])
+        (staging / "README.md").write_text(DEPLOY_README.format(
+            name=name, version=version, alias=alias, example=example, size=(staging / "worker.js").stat().st_size))
+        out.mkdir(exist_ok=True)
+        for item in DEPLOY_FILES:
+            target = out / item
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            os.replace(staging / item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return version, out
 
 

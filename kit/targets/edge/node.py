@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from kit.checkpoint import checkpoint
 from kit.errors import LibraryError
 
 RUNTIME = Path(__file__).resolve().parent / "runtime"
@@ -33,9 +34,16 @@ def bridge(bundle: Path, rows: list[dict[str, Any]], bench: int = 0, warmup: int
     command = [node_binary(), str(RUNTIME / "src" / "node" / "bridge.js"), "--bundle", str(bundle)]
     if bench:
         command += ["--bench", str(bench), "--warmup", str(warmup)]
-    done = subprocess.run(command, input=json.dumps({"rows": rows}, allow_nan=False), capture_output=True,
-                          text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise NodeError(f"the edge runtime could not run bundle {bundle}: {done.stderr.strip() or done.returncode}")
-    return json.loads(done.stdout)
+    payload = json.dumps({"rows": rows}, allow_nan=False)
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        checkpoint("gate")  # test seam: an interrupt while Node runs
+        stdout, stderr = process.communicate(payload, timeout=timeout)
+    except BaseException:  # a timeout, Ctrl-C or SIGTERM: leave no Node process behind
+        process.kill()
+        process.wait()
+        raise
+    if process.returncode != 0:
+        raise NodeError(f"the edge runtime could not run bundle {bundle}: {stderr.strip() or process.returncode}")
+    return json.loads(stdout)
 

@@ -38,6 +38,8 @@ class Deploy:
         parser.add_argument("--out", type=Path, required=True, help="folder to write the deployable into")
         parser.add_argument("--reject-out-of-range", action="store_true",
                             help="answer 400 for inputs outside the manifest's ranges")
+        parser.add_argument("--force", action="store_true",
+                            help="write into a non-empty --out folder (replaces only the files deploy writes)")
 
     def run(self, args: argparse.Namespace) -> int:
         from kit.project import find_root
@@ -46,7 +48,7 @@ class Deploy:
 
         try:
             version, out = deploy(find_root(), args.name, args.alias, args.out,
-                                  reject_out_of_range=args.reject_out_of_range)
+                                  reject_out_of_range=args.reject_out_of_range, force=args.force)
         except NodeError as error:
             raise StepFailure(str(error)) from None
         print(f"{args.name} v{version} ({args.name}@{args.alias}): wrote {out}/worker.js, manifest.json, README.md")
