@@ -21,7 +21,7 @@ TAG = "kit.snapshot"  # on the pipeline run and on every version it registers: r
 
 def pipeline_files(pipeline) -> list[Path]:
     """The pipeline file and the files it was merged from (parents first), when it has any."""
-    return [Path(p) for p in (getattr(pipeline, "files", None) or [pipeline.path])]
+    return [Path(p) for p in (pipeline.files or [pipeline.path])]
 
 
 def source_files(plan) -> dict[str, dict[str, Path]]:

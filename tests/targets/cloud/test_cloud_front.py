@@ -1,6 +1,6 @@
 """The front server and its HTTP, against fake scoring servers (in-process asyncio servers that
 answer with their version), so switching, draining and failures are exact and fast. The real
-stack is tested in tests/e2e/test_cloud.py."""
+stack is tested in tests/targets/cloud/test_cloud_e2e.py."""
 
 from __future__ import annotations
 

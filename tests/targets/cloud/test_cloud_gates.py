@@ -1,5 +1,5 @@
 """The cloud_latency gate's parts without a scoring server: its config, the request bodies it
-sends, the load test and its percentiles (the real server is in tests/e2e/test_cloud.py)."""
+sends, the load test and its percentiles (the real server is in tests/targets/cloud/test_cloud_e2e.py)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ import re
 import subprocess
 from pathlib import Path
 
-RUNTIME = Path(__file__).resolve().parents[2] / "kit" / "targets" / "edge" / "runtime"
+RUNTIME = Path(__file__).resolve().parents[3] / "kit" / "targets" / "edge" / "runtime"
 
 
 def test_javascript_runtime_tests_pass():

@@ -267,5 +267,5 @@ def test_importing_the_edge_target_does_not_import_tensorflow():
 
     code = "import sys, kit.targets.edge; print(sorted(m for m in ('tensorflow', 'tensorflowjs', 'keras', 'pandas') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parents[2])
+                          cwd=Path(__file__).resolve().parents[3])
     assert done.stdout.strip() == "[]"
