@@ -56,6 +56,8 @@ class NoRegression(Gate):
                     "difference": None, "ci_low": None, "ci_high": None, "confidence": self.confidence,
                     "resamples": self.resamples if self.confidence is not None else None,
                     "allowed_change": self.allowed_change, "slices": []}
+        if recorded is None:
+            return self._result(False, None, "", no_metric_detail(context, self.step, self.metric), evidence)
         if champion is None:
             return self._result(True, recorded, "no baseline",
                                 f"no model holds {alias!r} yet: the first model has no baseline", evidence)
@@ -77,8 +79,6 @@ class NoRegression(Gate):
         """Today's comparison: the candidate's logged figure against the champion's recorded one."""
         key = f"{self.step}.{self.metric}"
         note = f"{NOT_RESCORED} ({why})"
-        if value is None:
-            return self._result(False, None, "", no_metric_detail(context, self.step, self.metric), evidence)
         if baseline is None:
             return self._result(True, value, "no baseline",
                                 f"champion v{champion.version} has no recorded {key}: nothing to compare; {note}", evidence)

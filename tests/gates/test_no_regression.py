@@ -58,7 +58,7 @@ steps:
     outputs: {booster_path: model.txt, valid_path: valid.parquet, spec_path: feature_spec.json}
     evaluation: {rows: valid_path, label: click, metric: log_loss, feature_spec: spec_path}
 gates:
-  - {type: no_regression, step: train, metric: log_loss, direction: lower_is_better, allowed_change: 0.002GATE}
+  - {type: no_regression, step: train, metric: log_loss, direction: lower_is_better, GATE}
 promote:
   alias: champion
   source: {step: train, output: booster_path}
@@ -69,8 +69,8 @@ promote:
 def clicks(project):
     project.notebook("train.ipynb", PARAMETERS, TRAIN)
 
-    def pipeline(gate: str = "", evaluation: bool = True):
-        text = PIPELINE.replace("GATE", gate)
+    def pipeline(gate: str = "", evaluation: bool = True, allowed_change: float = 0.002):
+        text = PIPELINE.replace("GATE", f"allowed_change: {allowed_change}{gate}")
         if not evaluation:
             text = "\n".join(line for line in text.splitlines() if "evaluation:" not in line)
         return str(project.pipeline(text))
@@ -164,7 +164,7 @@ def test_a_model_better_overall_but_worse_on_one_device_is_refused_naming_the_sl
 def test_with_confidence_a_slightly_better_candidate_is_judged_on_its_interval(clicks):
     project, pipeline = clicks
     assert run(project, pipeline(), "rows=8000", "rounds=15").returncode == 0
-    done = run(project, pipeline(", allowed_change: 0.0, confidence: 0.95, resamples: 2000"), "rows=8000", "rounds=17")
+    done = run(project, pipeline(", confidence: 0.95, resamples: 2000", allowed_change=0.0), "rows=8000", "rounds=17")
     found = evidence(project)
     assert found["confidence"] == 0.95 and found["resamples"] == 2000
     assert found["difference"] > 0  # slightly better as a point estimate ...

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from kit.gates import GateContext
-from kit.gates.generic import MetricThreshold, NoRegression
+from kit.gates.generic import MetricThreshold
+from kit.gates.regression import NoRegression
 
 LOGGED = {"accuracy": 0.9, "log_loss": 0.3, "roc_auc": 0.95, "duration_s": 1.0, "peak_memory_mb": 100.0}
 
