@@ -95,13 +95,13 @@ def ctr_rows(env: dict) -> list[dict]:
     import pandas as pd
 
     from kit.features import load_spec
-    from kit.targets.edge.node import raw_rows
+    from kit.features.rows import request_rows
 
     runs = client(env).search_runs([client(env).get_experiment_by_name("ctr").experiment_id],
                                    filter_string="attributes.run_name = 'features'")
     params = runs[0].data.params
     spec = load_spec(params["spec_path"])
-    return raw_rows(pd.read_parquet(params["valid_path"]).head(1000), spec.input_names)
+    return request_rows(pd.read_parquet(params["valid_path"]).head(1000), spec.input_names)
 
 
 def register_iris_pyfunc(root: Path, env: dict) -> list[dict]:

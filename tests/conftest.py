@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 KIT = [sys.executable, "-m", "kit.cli"]
+
+
+def ctrl_c_as_a_terminal_sends_it() -> None:
+    """preexec_fn for a `kit` process a test interrupts: a shell starts background jobs with SIGINT
+    ignored (and children inherit that), so Ctrl-C would do nothing there; restore the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def write_notebook(path: Path, parameters: str | None, *cells: str) -> Path:
@@ -63,10 +70,12 @@ class Project:
         return env
 
     def kit(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([*KIT, *args], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run([*KIT, *args], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=ctrl_c_as_a_terminal_sends_it)
 
     def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([*KIT, *args], cwd=self.root, env=self.env, stdout=subprocess.PIPE,
+        return subprocess.Popen([*KIT, *args], cwd=self.root, env=self.env, preexec_fn=ctrl_c_as_a_terminal_sends_it,
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
     def client(self):

@@ -114,5 +114,5 @@ def test_the_second_to_move_is_judged_against_the_first(racing):
     assert json.loads(version.tags["kit.gate.no_regression.score.auc.baseline_version"]) == winner
 
     listing = project.kit("models", "scorer").stdout
-    assert re.search(rf"champion\s+promote\s+v1 -> v{winner}\b", listing)
-    assert re.search(rf"champion\s+promote\s+v{winner} -> v{second}\b", listing)
+    assert re.search(rf"champion[\s│]+promote[\s│]+v1 -> v{winner}\b", listing)
+    assert re.search(rf"champion[\s│]+promote[\s│]+v{winner} -> v{second}\b", listing)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ctrl_c_as_a_terminal_sends_it
 from conftest import tiny_edge_pipeline as tiny
 from kit.checkpoint import PHASES
 
@@ -41,7 +42,7 @@ def run_with_signal(project, path: Path, phase: str, signame: str):
     mark = f"kit-interrupt-test-{uuid.uuid4()}"
     env = {**project.env, "KIT_TEST_SIGNAL_AT": f"{phase}:{signame}", "KIT_TEST_MARK": mark}
     done = subprocess.run([sys.executable, "-m", "kit.cli", "run", str(path)], cwd=project.root, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, preexec_fn=ctrl_c_as_a_terminal_sends_it)
     deadline = time.monotonic() + 10  # a SIGKILLed kernel may take a moment to be reaped
     while marked_processes(mark) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -112,4 +113,6 @@ def kit_models(capsys) -> str:
 
 
 def version_line(shown: str, version: str) -> str:
-    return next(line for line in shown.splitlines() if line.split()[:1] == [version])
+    """The versions table's row for `version`, its cells separated by spaces (table borders dropped)."""
+    rows = (line.replace("│", " ") for line in shown.splitlines())
+    return next(row for row in rows if row.split()[:1] == [version])

@@ -18,12 +18,13 @@ class EdgeBundleScorer(Scorer):
 
     def predict(self, model: ModelFiles, rows) -> Predictions:
         from kit.features import load_spec
+        from kit.features.rows import request_rows
         from kit.targets.edge import read_bundle
-        from kit.targets.edge.node import bridge, raw_rows
+        from kit.targets.edge.node import bridge
 
         manifest = read_bundle(model.path)
         spec = load_spec(model.path / "feature_spec.json")
-        answered = bridge(model.path, raw_rows(rows, spec.input_names), timeout=1800)
+        answered = bridge(model.path, request_rows(rows, spec.input_names), timeout=1800)
         refused = [i for i, o in enumerate(answered["outputs"]) if o is None]
         if refused:
             first = answered["predictions"][refused[0]]
