@@ -31,7 +31,7 @@ def test_both_ctr_champions_are_rescored_on_the_next_runs_rows(tmp_path):
         found = next(g for g in gates if g["name"] == name)
         assert found["passed"] and found["baseline_version"] == version, found
         # the same seed: the same validation rows and the same model, so re-scored = recorded
-        assert found["baseline_rescored"] == pytest.approx(found["baseline_recorded"], rel=1e-6), found
+        assert found["baseline_rescored"] == pytest.approx(found["baseline_recorded"], rel=1e-6), found["detail"]
         assert found["difference"] == pytest.approx(0, abs=1e-9)
     edge = next(g for g in gates if g["name"] == "no_regression.evaluate.log_loss")
     assert edge["confidence"] == 0.95 and edge["resamples"] == 1000 and edge["ci_low"] <= 0 <= edge["ci_high"]
