@@ -20,12 +20,12 @@ returned: P(positive) of shape (n,) for binary, (n, classes) probabilities, or (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Callable
 
 import numpy as np
 
 from kit.errors import SpecError
+from kit.plugins import Plugins
 
 EPSILON = 1e-15  # probabilities are clipped to [eps, 1 - eps] for log loss, as scikit-learn does
 
@@ -55,22 +55,9 @@ class Metric:
         return self.finish(means) if self.finish else means
 
 
-_METRICS: dict[str, Metric] = {}
-_LOADED_ENTRY_POINTS = False
-
-
-def register(metric: Metric) -> Metric:
-    _METRICS[metric.name] = metric
-    return metric
-
-
-def known() -> dict[str, Metric]:
-    global _LOADED_ENTRY_POINTS
-    if not _LOADED_ENTRY_POINTS:
-        _LOADED_ENTRY_POINTS = True
-        for entry in entry_points(group="kit.metrics"):
-            register(entry.load())
-    return _METRICS
+_METRICS: Plugins[Metric] = Plugins("kit.metrics", name_of=lambda metric: metric.name)
+register = _METRICS.register  # add a Metric
+known = _METRICS.known  # name -> Metric
 
 
 def get(name: str) -> Metric:

@@ -4,33 +4,19 @@ knows only this registry, never a target."""
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Any
 
 from kit.errors import SpecError
+from kit.plugins import Plugins
 from kit.gates.base import Gate
 from kit.gates.generic import ArtifactSize, MetricThreshold
 from kit.gates.regression import NoRegression
 
-_GATES: dict[str, type[Gate]] = {}
-_LOADED_ENTRY_POINTS = False
-
-
-def register(gate_class: type[Gate]) -> type[Gate]:
-    """Add a gate type (usable as a class decorator)."""
-    _GATES[gate_class.type] = gate_class
-    return gate_class
-
-
-def known() -> dict[str, type[Gate]]:
-    global _LOADED_ENTRY_POINTS
-    if not _LOADED_ENTRY_POINTS:
-        _LOADED_ENTRY_POINTS = True
-        for gate_class in (MetricThreshold, NoRegression, ArtifactSize):
-            register(gate_class)
-        for entry in entry_points(group="kit.gates"):
-            register(entry.load())
-    return _GATES
+_GATES: Plugins[type[Gate]] = Plugins("kit.gates", name_of=lambda gate_class: gate_class.type)
+register = _GATES.register  # add a gate type (usable as a class decorator)
+known = _GATES.known  # type name -> gate class
+for _builtin in (MetricThreshold, NoRegression, ArtifactSize):
+    register(_builtin)
 
 
 def parse(config: dict[str, Any], where: str) -> Gate:

@@ -12,13 +12,13 @@ point scorers are asked first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from kit.errors import KitError
+from kit.plugins import Plugins
 
 
 class ScoringError(KitError):
@@ -50,26 +50,10 @@ class Scorer:
         raise NotImplementedError
 
 
-_SCORERS: dict[str, Scorer] = {}
-_LOADED_ENTRY_POINTS = False
-
-
-def register(scorer_class: type[Scorer]) -> type[Scorer]:
-    """Add a scorer (usable as a class decorator)."""
-    _SCORERS[scorer_class.kind] = scorer_class()
-    return scorer_class
-
-
-def known() -> dict[str, Scorer]:
-    global _LOADED_ENTRY_POINTS
-    if not _LOADED_ENTRY_POINTS:
-        _LOADED_ENTRY_POINTS = True
-        builtin = dict(_SCORERS)
-        _SCORERS.clear()
-        for entry in entry_points(group="kit.scorers"):
-            register(entry.load())
-        _SCORERS.update({k: v for k, v in builtin.items() if k not in _SCORERS})
-    return _SCORERS
+_SCORERS: Plugins[Scorer] = Plugins("kit.scorers", name_of=lambda scorer: scorer.kind,
+                                    make=lambda scorer_class: scorer_class())
+register = _SCORERS.register  # add a scorer class (usable as a class decorator)
+known = _SCORERS.known  # kind -> scorer, entry point scorers first
 
 
 def model_path(path: Path) -> Path:

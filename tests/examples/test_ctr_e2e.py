@@ -149,7 +149,7 @@ def test_a_second_run_rescores_both_champions_on_its_validation_rows(ctr):
     for name in ("no_regression.evaluate.log_loss", "no_regression.cloud"):
         found = next(g for g in gates if g["name"] == name)
         assert found["passed"] and found["baseline_version"] is not None, found
-        assert found["baseline_rescored"] == pytest.approx(found["baseline_recorded"], rel=1e-6), found
+        assert found["baseline_rescored"] == pytest.approx(found["baseline_recorded"], rel=1e-6), found["detail"]
         assert found["difference"] == pytest.approx(0, abs=1e-9)  # the same seed trains the same model
     edge = next(g for g in gates if g["name"] == "no_regression.evaluate.log_loss")
     assert edge["confidence"] == 0.95 and edge["resamples"] == 1000 and edge["ci_low"] <= 0 <= edge["ci_high"]
