@@ -31,10 +31,19 @@ def bridge(bundle: Path, rows: list[dict[str, Any]], bench: int = 0, warmup: int
            timeout: float = 300) -> dict[str, Any]:
     """Run rows through the bundle in a real Node process: features, raw outputs, answers
     (and single-row handler latency over `bench` calls)."""
-    command = [node_binary(), str(RUNTIME / "src" / "node" / "bridge.js"), "--bundle", str(bundle)]
-    if bench:
-        command += ["--bench", str(bench), "--warmup", str(warmup)]
-    payload = json.dumps({"rows": rows}, allow_nan=False)
+    options = ["--bench", str(bench), "--warmup", str(warmup)] if bench else []
+    return _bridge(bundle, {"rows": rows}, options, timeout)
+
+
+def score_columns(bundle: Path, columns: dict[str, list[Any]], timeout: float = 1800) -> dict[str, Any]:
+    """Raw outputs for many rows given as columns (None = missing): the fast path for re-scoring
+    a whole evaluation set. Returns {"outputs": flat row-major list, "output_width", "refused"}."""
+    return _bridge(bundle, {"columns": columns}, [], timeout)
+
+
+def _bridge(bundle: Path, request: dict[str, Any], options: list[str], timeout: float) -> dict[str, Any]:
+    command = [node_binary(), str(RUNTIME / "src" / "node" / "bridge.js"), "--bundle", str(bundle), *options]
+    payload = json.dumps(request, allow_nan=False)
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         checkpoint("gate")  # test seam: an interrupt while Node runs

@@ -18,19 +18,18 @@ class EdgeBundleScorer(Scorer):
 
     def predict(self, model: ModelFiles, rows) -> Predictions:
         from kit.features import load_spec
-        from kit.features.rows import request_rows
+        from kit.features.rows import request_columns
         from kit.targets.edge import read_bundle
-        from kit.targets.edge.node import bridge
+        from kit.targets.edge.node import score_columns
 
         manifest = read_bundle(model.path)
         spec = load_spec(model.path / "feature_spec.json")
-        answered = bridge(model.path, request_rows(rows, spec.input_names), timeout=1800)
-        refused = [i for i, o in enumerate(answered["outputs"]) if o is None]
+        answered = score_columns(model.path, request_columns(rows, spec.input_names))
+        refused = answered["refused"]
         if refused:
-            first = answered["predictions"][refused[0]]
-            raise ScoringError(f"the edge runtime refused {len(refused)} of {len(rows)} evaluation rows; "
-                               f"row {refused[0]}: {first.get('error')}")
-        values = np.asarray(answered["outputs"], dtype=np.float64)
-        if values.ndim == 2 and values.shape[1] == 1:
+            raise ScoringError(f"the edge runtime refused {refused['count']} of {len(rows)} evaluation rows; "
+                               f"row {refused['row']}: {refused['error']}")
+        values = np.asarray(answered["outputs"], dtype=np.float64).reshape(len(rows), answered["output_width"] or 1)
+        if values.shape[1] == 1:
             values = values[:, 0]
         return Predictions(values, list(manifest.labels))

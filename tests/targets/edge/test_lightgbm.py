@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 
 from kit.features import FeatureSpec, categorical, numeric
-from kit.features.rows import request_rows
+from kit.features.rows import request_columns, request_rows
 from kit.targets.edge import read_bundle, write_bundle
 from kit.targets.edge.gates import python_outputs
 from kit.targets.edge.lightgbm import LightgbmError, dump_to_model_string, export_booster, lightgbm_predict
-from kit.targets.edge.node import bridge
+from kit.targets.edge.node import bridge, score_columns
 
 lgb = pytest.importorskip("lightgbm")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -118,6 +118,13 @@ def run_edge(tmp_path: Path, data, booster, *, task: str, labels: list[str], nam
     diff = float(np.max(np.abs(got - expected)))
     print(f"{name}: {len(features)} rows, max |Node - LightGBM| = {diff:.3g}")
     assert diff <= TOLERANCE
+    # The columnar path the regression gate re-scores with gives the very same outputs, with the
+    # text columns as they are and as pandas categoricals.
+    categoricals = rows_frame.astype({"city": "category", "device": "category"})
+    for columns in (rows_frame, categoricals):
+        scored = score_columns(bundle, request_columns(columns, spec.input_names))
+        assert scored["refused"] is None
+        np.testing.assert_array_equal(np.asarray(scored["outputs"]).reshape(got.shape), got)
     # The parity gate's Python side agrees with booster.predict, from the text model or the dump.
     np.testing.assert_array_equal(python_outputs("lightgbm-json", model_txt, features), expected)
     np.testing.assert_array_equal(python_outputs("lightgbm-json", bundle / "model" / "model.json", features), expected)
@@ -199,3 +206,24 @@ def test_export_is_compact_and_the_dump_rebuilds_the_same_model(tmp_path, data):
                        tmp_path / "bad.json", feature_spec=data["spec"])
     with pytest.raises(LightgbmError, match="model takes 5 features"):
         lightgbm_predict(path, data["X"][:, :3])
+
+
+def test_the_edge_scorer_names_the_first_row_its_bundle_refuses(tmp_path, data):
+    """Re-scoring a champion whose spec refuses a missing value: a ScoringError naming the row and
+    field (the gate then says why it compared with the recorded figure), never a shifted output."""
+    from kit.gates.scorers import ModelFiles, ScoringError, predict
+
+    train = data["test"].assign(a=lambda f: f["a"].fillna(0.0))
+    spec = FeatureSpec.of(numeric("a", train["a"], transform="identity", missing="error"),
+                          numeric("c", train["c"], transform="identity", missing="nan"))
+    booster = lgb.train(params(objective="binary"), lgb.Dataset(spec.transform(train[spec.input_names]),
+                                                                   (train["c"] > 0).astype(int)), num_boost_round=3)
+    exported = export_booster(booster, tmp_path / "json")
+    bundle = write_bundle(tmp_path / "bundle", model_dir=exported.parent, kind="lightgbm-json", task="binary",
+                          labels=["no", "yes"], feature_spec=spec, model_name="strict")
+    scored = predict(ModelFiles(bundle), train.head(50))
+    np.testing.assert_allclose(scored.values, booster.predict(spec.transform(train.head(50)[spec.input_names])))
+    rows = train.head(50).copy()
+    rows.loc[[7, 9], "a"] = np.nan
+    with pytest.raises(ScoringError, match=r"refused 2 of 50 evaluation rows; row 7: .*\"a\" is missing"):
+        predict(ModelFiles(bundle), rows)
