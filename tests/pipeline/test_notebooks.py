@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -85,3 +86,25 @@ def test_writing_a_paired_notebook_writes_both_files_of_the_pair(tmp_path, scrip
     assert sorted(p.name for p in written) == ["make.ipynb", "make.py"]
     assert "print('edited')" in (tmp_path / "make.py").read_text()
     assert nbformat.read(tmp_path / "make.ipynb", as_version=4).cells[-1].source == "print('edited')"
+
+
+REPO = Path(__file__).resolve().parents[2]
+PAIRED = [p for p in sorted((REPO / "notebooks").glob("*.ipynb"))
+          if "jupytext" in nbformat.read(p, as_version=4).metadata]
+
+
+def test_the_example_keeps_a_paired_py_and_the_pipeline_runs_it():
+    assert [p.name for p in PAIRED] == ["40_evaluate.ipynb"]
+    assert "notebook: notebooks/40_evaluate.py" in (REPO / "pipelines/iris.yaml").read_text()
+
+
+@pytest.mark.parametrize("notebook", PAIRED, ids=lambda p: p.name)
+def test_each_jupytext_pair_in_the_repo_holds_the_same_cells(notebook):
+    script = notebook.with_suffix(".py")
+    assert script.is_file(), f"{notebook.name} is paired but {script.name} is missing"
+
+    def cells(path):
+        return [(c["cell_type"], c["source"], c["metadata"].get("tags", [])) for c in notebooks.cells(path)]
+
+    assert cells(notebook) == cells(script), (f"{notebook.name} and {script.name} differ: save one in JupyterLab, "
+                                              f"or run `.venv/bin/jupytext --sync {notebook.relative_to(REPO)}`")

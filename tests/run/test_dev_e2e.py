@@ -6,11 +6,11 @@ The project here holds real copies of the notebooks and pipelines (not links to 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
 
@@ -111,8 +111,7 @@ def test_kit_dev_save_removes_the_injected_cell_and_keeps_the_edit_in_the_py_and
         assert "must not reach the source" not in text
     assert '# %% tags=["parameters"]\ntest_path = "../build/iris/test.parquet"' in script
     assert paired.metadata.jupytext.formats == "ipynb,py:percent" and paired.metadata.kernelspec.name == "kit"
-    assert [c.source for c in paired.cells] == [c.source for c in __import__("jupytext").read(
-        iris.root / "notebooks/40_evaluate.py").cells]
+    assert [c.source for c in paired.cells] == [c.source for c in jupytext.read(iris.root / "notebooks/40_evaluate.py").cells]
     assert iris.kit("validate", "pipelines/iris.yaml").returncode == 0
 
     # kit dev again keeps the edit in the working copy and refreshes the injected cell
