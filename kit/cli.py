@@ -48,6 +48,8 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
     dev.add_argument("step", help="the step to work on, e.g. evaluate")
     dev.add_argument("--save", action="store_true",
                      help="write the working copy back to the step's notebook, without the injected cell")
+    dev.add_argument("--force", action="store_true",
+                     help="with --save: overwrite the notebook even if it changed since the working copy was made")
 
     contract = commands.add_parser("contract", help="data contracts: draft one from a sample, or check data against one")
     contract_commands = contract.add_subparsers(dest="contract_command", required=True, metavar="ACTION")
@@ -209,8 +211,10 @@ def cmd_dev(args) -> int:
     loaded = pipeline.load(args.pipeline)
     step = dev.find_step(loaded, args.step)
     command = f"kit dev {args.pipeline} {args.step}"
+    if args.force and not args.save:
+        raise SpecError("--force goes with --save: kit dev PIPELINE STEP --save --force")
     if args.save:
-        written = dev.save(loaded, step, command)
+        written = dev.save(loaded, step, command, force=args.force)
         print(f"saved {dev.working_copy_path(loaded, step)} to {', '.join(_relative(p, loaded.root) for p in written)} "
               "(injected cell and outputs removed)")
         return 0

@@ -25,7 +25,10 @@ def read(path: Path):
     if is_text(path):
         import jupytext
 
-        return jupytext.read(path, fmt="py:percent")
+        notebook = jupytext.read(path, fmt="py:percent")
+        # A script without a Jupytext header names no kernel; papermill still needs its language.
+        notebook.metadata.setdefault("language_info", {}).setdefault("name", "python")
+        return notebook
     import nbformat
 
     return nbformat.read(path, as_version=4)

@@ -17,10 +17,12 @@ from typing import Any
 
 from kit import store
 from kit.errors import SpecError
+from kit.files import sha256_file
 from kit.pipeline import Pipeline, Step, notebooks
 from kit.project import workspaces_dir
 
 INJECTED_TAG = "kit-dev-injected"  # the cell `kit dev` adds; `--save` removes exactly the cells with it
+SOURCE_HASH = "kit_dev_source_sha256"  # working copy metadata: the source it was made from (or last saved to)
 
 
 @dataclass
@@ -58,6 +60,8 @@ def prepare(pipeline: Pipeline, step: Step, command: str) -> WorkingCopy:
     kept = path.is_file()
     nb = notebooks.read(path) if kept else notebooks.read(step.notebook)
     nb.metadata.pop("jupytext", None)  # a pairing belongs to the source; the working copy is a plain .ipynb
+    if not kept:
+        nb.metadata[SOURCE_HASH] = sha256_file(step.notebook)
     nb.cells = [cell for cell in nb.cells if INJECTED_TAG not in cell.metadata.get("tags", [])]
     where = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), None)
     if where is None:
@@ -70,22 +74,35 @@ def prepare(pipeline: Pipeline, step: Step, command: str) -> WorkingCopy:
     return WorkingCopy(path, run_id, values, kept)
 
 
-def save(pipeline: Pipeline, step: Step, command: str) -> list[Path]:
+def save(pipeline: Pipeline, step: Step, command: str, force: bool = False) -> list[Path]:
     """Write the working copy back to the step's source notebook (and its Jupytext pair), without
-    the injected cell and without outputs (sources are kept clean). Returns the files written."""
+    the injected cell and without outputs (sources are kept clean). Returns the files written.
+
+    Refuses when the source changed since the working copy was made (a `git pull`, an edit
+    elsewhere): saving would silently undo that change. `force` overwrites it anyway."""
     import nbformat
 
     path = working_copy_path(pipeline, step)
     if not path.is_file():
         raise SpecError(f"no working copy of step {step.name!r} at {path}: run `{command}` first to make one")
     edited = nbformat.read(path, as_version=4)
+    made_from = edited.metadata.get(SOURCE_HASH)
+    if made_from and made_from != sha256_file(step.notebook) and not force:
+        raise SpecError(f"{step.spec.notebook} changed since the working copy {path} was made from it; saving would "
+                        f"undo that change. Bring it into the working copy by hand, or run `{command} --save --force` "
+                        "to overwrite it")
     source = notebooks.read(step.notebook)
     edited.cells = [cell for cell in edited.cells if INJECTED_TAG not in cell.metadata.get("tags", [])]
     for cell in edited.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    copy_metadata = dict(edited.metadata)
     edited.metadata = source.metadata  # the source's kernel and Jupytext pairing, not the working copy's
-    return notebooks.write(edited, step.notebook)
+    written = notebooks.write(edited, step.notebook)
+    working = nbformat.read(path, as_version=4)  # the copy now matches the saved source
+    working.metadata = {**copy_metadata, SOURCE_HASH: sha256_file(step.notebook)}
+    nbformat.write(working, path)
+    return written
 
 
 def lab_url(path: Path) -> str | None:

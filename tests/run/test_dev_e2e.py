@@ -123,6 +123,21 @@ def test_kit_dev_save_removes_the_injected_cell_and_keeps_the_edit_in_the_py_and
     assert "balanced accuracy" in cells[-1].source
 
 
+def test_save_refuses_to_undo_a_change_made_to_the_source_since_the_copy_was_made(iris):
+    script = iris.root / "notebooks/40_evaluate.py"
+    script.write_text(script.read_text() + "\n# %%\nprint('pulled from a colleague')\n")  # as a `git pull` would
+    refused = iris.kit(*DEV, "--save")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "notebooks/40_evaluate.py changed since the working copy" in refused.stderr
+    assert "kit dev pipelines/iris.yaml evaluate --save --force" in refused.stderr
+    assert "pulled from a colleague" in script.read_text()  # nothing was lost
+
+    forced = iris.kit(*DEV, "--save", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "pulled from a colleague" not in script.read_text() and "balanced accuracy" in script.read_text()
+    assert iris.kit("dev", "pipelines/iris.yaml", "evaluate", "--force").returncode == 2  # --force only with --save
+
+
 def test_bad_inputs_exit_2_with_a_clear_message(iris, tmp_path):
     unknown = iris.kit("dev", "pipelines/iris.yaml", "evaluat")
     assert unknown.returncode == 2
