@@ -12,7 +12,7 @@ test: setup
 	.venv/bin/pytest
 
 lab: setup
-	.venv/bin/jupyter lab --allow-root --no-browser --LabApp.extension_manager=readonly notebooks/
+	.venv/bin/jupyter lab --allow-root --no-browser --LabApp.extension_manager=readonly --LabApp.default_url=/lab/tree/notebooks .
 
 ui: setup
 	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port 5000

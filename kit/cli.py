@@ -42,6 +42,15 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
     validate = commands.add_parser("validate", help="check the pipeline file and parameters without running anything")
     pipeline_args(validate)
 
+    dev = commands.add_parser("dev", help="a working copy of one step's notebook, fed with the latest run's upstream "
+                                          "outputs, to develop in JupyterLab; --save writes it back")
+    dev.add_argument("pipeline", type=Path, help="pipeline file, e.g. pipelines/iris.yaml")
+    dev.add_argument("step", help="the step to work on, e.g. evaluate")
+    dev.add_argument("--save", action="store_true",
+                     help="write the working copy back to the step's notebook, without the injected cell")
+    dev.add_argument("--force", action="store_true",
+                     help="with --save: overwrite the notebook even if it changed since the working copy was made")
+
     contract = commands.add_parser("contract", help="data contracts: draft one from a sample, or check data against one")
     contract_commands = contract.add_subparsers(dest="contract_command", required=True, metavar="ACTION")
     draft = contract_commands.add_parser("draft", help="write a starting contract from a CSV or Parquet sample")
@@ -195,6 +204,36 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_dev(args) -> int:
+    from kit import pipeline
+    from kit.run import dev
+
+    loaded = pipeline.load(args.pipeline)
+    step = dev.find_step(loaded, args.step)
+    command = f"kit dev {args.pipeline} {args.step}"
+    if args.force and not args.save:
+        raise SpecError("--force goes with --save: kit dev PIPELINE STEP --save --force")
+    if args.save:
+        written = dev.save(loaded, step, command, force=args.force)
+        print(f"saved {dev.working_copy_path(loaded, step)} to {', '.join(_relative(p, loaded.root) for p in written)} "
+              "(injected cell and outputs removed)")
+        return 0
+    copy = dev.prepare(loaded, step, command)
+    origin = f"upstream outputs of run {copy.run_id}" if copy.run_id else "no upstream inputs"
+    print(f"working copy of step {step.name!r} ({step.spec.notebook}), {origin}: {copy.path}")
+    if copy.kept_edits:
+        print("  kept your edits in it and refreshed the injected cell (delete the file to start over from the source)")
+    url = dev.lab_url(copy.path)
+    if url:
+        print(f"  open in JupyterLab: {url}")
+    elif dev.lab_servers():
+        print("  the running JupyterLab does not serve this folder: restart it from the project with `make lab`")
+    else:
+        print("  start JupyterLab with `make lab`, then run this again for the link")
+    print(f"  when done: {command} --save")
+    return 0
+
+
 def cmd_contract(args) -> int:
     from kit.contracts import check
     from kit.contracts.report import text_table, write_html
@@ -263,7 +302,7 @@ def cmd_target(args) -> int:
     return args.target_command.run(args)
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "contract": cmd_contract, "models": cmd_models,
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "dev": cmd_dev, "contract": cmd_contract, "models": cmd_models,
             "promote": cmd_promote, "rollback": cmd_rollback, "serve": cmd_target, "deploy": cmd_target}
 
 if __name__ == "__main__":

@@ -4,14 +4,16 @@ nothing from kit but the four public modules (`kit`, `kit.features`, `kit.edge`,
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
 import pytest
 
+from kit.pipeline import notebooks
+
 REPO = Path(__file__).resolve().parents[1]
 PUBLIC = {"kit", "kit.features", "kit.edge", "kit.cloud"}
-NOTEBOOKS = sorted((REPO / "notebooks").rglob("*.ipynb"))
+# Jupyter notebooks and Jupytext percent-format scripts (a step's notebook may be either)
+NOTEBOOKS = sorted([*(REPO / "notebooks").rglob("*.ipynb"), *(REPO / "notebooks").rglob("*.py")])
 
 
 def private_imports(source: str) -> list[str]:
@@ -44,13 +46,20 @@ def _is_module(name: str) -> bool:
 
 
 def code_cells(notebook: Path) -> list[str]:
-    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    return ["".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            for cell in cells if cell["cell_type"] == "code"]
+    return notebooks.code_sources(notebook)
 
 
 def test_there_are_notebooks_to_check():
     assert len(NOTEBOOKS) >= 10
+    assert any(notebook.suffix == ".py" for notebook in NOTEBOOKS)
+
+
+def test_a_py_notebook_is_read_cell_by_cell(tmp_path):
+    script = tmp_path / "step.py"
+    script.write_text('# %% tags=["parameters"]\nx = 1\n\n# %% [markdown]\n# import kit.run\n\n'
+                      "# %%\nimport kit.registry\n")
+    problems = [private_imports(source) for source in code_cells(script)]
+    assert problems == [[], ["line 1: kit.registry"]]  # the markdown cell is not code
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import ast
 import difflib
-import json
 import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from kit.pipeline import notebooks
 
 _SHORT = reprlib.Repr()  # error messages quote what was typed, cut to one line
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
@@ -32,16 +33,17 @@ class Declared:
 
 
 def has_parameters_cell(notebook: Path) -> bool:
-    with open(notebook, encoding="utf-8") as handle:
-        cells = json.load(handle).get("cells", [])
-    return any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in cells)
+    return any("parameters" in cell["metadata"].get("tags", []) for cell in notebooks.cells(notebook))
 
 
 def declared_parameters(notebook: Path) -> dict[str, Declared]:
-    """The names and defaults of the notebook's parameters cell, in order."""
+    """The names and defaults of the notebook's parameters cell, in order (`.ipynb` or Jupytext `.py`)."""
     import papermill
 
-    found = papermill.inspect_notebook(str(notebook))
+    if notebooks.is_text(notebook):
+        found = _inspect_in_memory(notebook)
+    else:
+        found = papermill.inspect_notebook(str(notebook))
     declared = {}
     for name, info in found.items():
         source = info["default"]
@@ -51,6 +53,19 @@ def declared_parameters(notebook: Path) -> dict[str, Declared]:
             default = _UNKNOWN
         declared[name] = Declared(name, source, default)
     return declared
+
+
+def _inspect_in_memory(notebook: Path) -> dict[str, dict]:
+    """papermill's translator inspecting the parameters cell of a notebook read through
+    Jupytext (papermill's `inspect_notebook` reads only a path it can parse as JSON)."""
+    from papermill.translators import papermill_translators
+
+    nb = notebooks.read(notebook)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    kernelspec = nb.metadata.get("kernelspec", {})
+    language = kernelspec.get("language") or nb.metadata.get("language_info", {}).get("name") or "python"
+    translator = papermill_translators.find_translator(kernelspec.get("name", "python3"), language)
+    return {p.name: p._asdict() for p in translator.inspect(cell)}
 
 
 def parse_cli_value(text: str) -> Any:

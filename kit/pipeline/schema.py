@@ -30,7 +30,8 @@ class StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN, description="unique step name")
-    notebook: str = Field(min_length=1, description="path of the notebook, relative to the project root")
+    notebook: str = Field(min_length=1, description="path of the notebook (.ipynb, or a Jupytext percent-format .py), "
+                                                         "relative to the project root")
     parameters: dict[str, Any] = Field(default_factory=dict, description="values injected into the parameters cell")
     needs: list[str] = Field(default_factory=list, description="steps that must finish first")
     inputs: dict[str, str] = Field(

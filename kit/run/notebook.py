@@ -18,6 +18,8 @@ from typing import Any
 from jupyter_client.manager import AsyncKernelManager, KernelManager
 from traitlets import Dict, Unicode
 
+from kit.pipeline import notebooks
+
 CellCallback = Callable[[int, int], None]  # (cell number, total cells)
 
 
@@ -118,6 +120,7 @@ class Execution:
         numbers: dict[int, int] = {}  # index in the executed copy -> number in the user's notebook
 
         def notebook_started(notebook, **_: Any) -> None:
+            notebook.metadata.papermill["input_path"] = str(self.input_path)  # not the in-memory copy of a .py
             # papermill's injected parameters cell exists only in the executed copy: count
             # cells as the user's notebook numbers them.
             for index, cell in enumerate(notebook.cells):
@@ -135,7 +138,7 @@ class Execution:
 
         try:
             papermill.execute_notebook(
-                str(self.input_path),
+                notebooks.papermill_input(self.input_path),  # a Jupytext .py is read in memory
                 str(self.output_path),
                 parameters=self.parameters,
                 kernel_name=self.kernel_name,

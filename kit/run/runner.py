@@ -14,7 +14,7 @@ from typing import Any
 
 from kit import checkpoint
 from kit.errors import GateFailure, Interrupted, StepFailure
-from kit.pipeline import Step
+from kit.pipeline import Step, notebooks
 from kit.run import workspace
 from kit.run.notebook import Execution
 from kit.run.plan import Plan
@@ -226,7 +226,7 @@ class _Scheduler:
         }
         execution = Execution(
             input_path=step.notebook,
-            output_path=step_dir / step.notebook.name,
+            output_path=step_dir / notebooks.executed_name(step.notebook),  # a .py step too
             parameters=injected,
             kernel_name=self.pipeline.spec.kernel,
             cwd=step_dir,
