@@ -40,9 +40,9 @@ def file_lock(root: Path, name: str = ".lock"):
     """An exclusive lock between processes on this machine, held for the `with` block.
 
     Used around store creation and experiment creation (two `kit run` started together on
-    a fresh mlruns/ would race on MLflow's schema migration), and around alias moves so
-    concurrent promotions keep the audit log in step with the alias. A remote tracking
-    server gets no lock: MLflow offers none across machines.
+    a fresh mlruns/ would race on MLflow's schema migration). A remote tracking server gets
+    no lock: MLflow offers none across machines, so alias moves use none either (see
+    kit/registry/ordering.py).
     """
     if not tracking_uri(root).startswith("sqlite:"):
         yield
