@@ -12,6 +12,8 @@ from kit.project import mlruns_dir
 # MLflow otherwise starts a thread that looks up a telemetry host (no network here, and no need).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs and CI
+# Against a server, MLflow prints "View run ... at: URL" on stdout whenever a run ends: not the kit's output.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def tracking_uri(root: Path) -> str:

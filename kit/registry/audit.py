@@ -164,7 +164,7 @@ class AuditLog:
         for tried in range(APPEND_TRIES):
             try:
                 self.client.create_model_version(log_name(model), f"runs:/{run.info.run_id}/event",
-                                                 run_id=run.info.run_id, tags=tags,
+                                                 run_id=run.info.run_id, tags=tags, await_creation_for=0,
                                                  description=f"{action} {model}@{alias} -> {asked}")
                 return attempt
             except MlflowException as exc:
