@@ -121,6 +121,7 @@ def test_concurrent_moves_from_machines_sharing_only_the_server(shared, tmp_path
         time.sleep(random.Random(round_).random() * 0.4)
         victim.send_signal(signal.SIGKILL)
     reported = []
+    began = max(start, time.time())
     for name, process in zip(names, processes):
         out, err = process.communicate(timeout=600)
         if process is victim:
@@ -129,6 +130,7 @@ def test_concurrent_moves_from_machines_sharing_only_the_server(shared, tmp_path
         else:
             assert process.returncode == 0, err
         reported += [{**json.loads(line), "by": name} for line in out.splitlines()]
+    finished = time.time()
 
     if victim:  # what anyone's next `kit models` does for an alias a killed move left behind
         env = machine(tmp_path, uri, "repairer")["env"]
@@ -149,3 +151,7 @@ def test_concurrent_moves_from_machines_sharing_only_the_server(shared, tmp_path
     assert [(e.attempt, e.from_version, e.to_version) for e in events if e.attempt] == \
         [(a, before, after) for a, before, after, _ in applied]  # the kit's replay agrees with the plain one
     assert client.get_registered_model("m").aliases["champion"] == head
+    refused = sum("refused" in r for r in reported)
+    print(f"\nround {round_}: {len(done)} moves done, {refused} refused, {len(requests)} requests in the log so far, "
+          f"{finished - began:.1f} s for {WORKERS} processes x {MOVES} moves"
+          + (", one killed" if victim else ""))
