@@ -41,7 +41,7 @@ class Fake:
             self.models[name] = {"tags": dict(tags or {}), "versions": {}, "aliases": {}}
         return self._call(work)
 
-    def create_model_version(self, name, source, run_id=None, tags=None, description=""):
+    def create_model_version(self, name, source, run_id=None, tags=None, description="", await_creation_for=None):
         def work():
             found = self.models[name]["versions"]
             number = max(found, default=0) + 1
