@@ -177,7 +177,7 @@ class Registry:
             if log.holder is None:
                 self.client.delete_registered_model_alias(name, alias)
             else:
-                self.client.set_registered_model_alias(name, alias, log.holder)
+                versions.upsert(self.client.set_registered_model_alias, name, alias, log.holder)
             again = self.audit.read(name, alias)
             if again.holder == log.holder:
                 return
