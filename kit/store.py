@@ -12,6 +12,8 @@ from kit.project import mlruns_dir
 # MLflow otherwise starts a thread that looks up a telemetry host (no network here, and no need).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs and CI
+# Against a server, MLflow prints "View run ... at: URL" on stdout whenever a run ends: not the kit's output.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def tracking_uri(root: Path) -> str:
@@ -40,9 +42,9 @@ def file_lock(root: Path, name: str = ".lock"):
     """An exclusive lock between processes on this machine, held for the `with` block.
 
     Used around store creation and experiment creation (two `kit run` started together on
-    a fresh mlruns/ would race on MLflow's schema migration), and around alias moves so
-    concurrent promotions keep the audit log in step with the alias. A remote tracking
-    server gets no lock: MLflow offers none across machines.
+    a fresh mlruns/ would race on MLflow's schema migration). A remote tracking server gets
+    no lock: MLflow offers none across machines, so alias moves use none either (see
+    kit/registry/ordering.py).
     """
     if not tracking_uri(root).startswith("sqlite:"):
         yield
@@ -73,4 +75,11 @@ def ensure_experiment(mlflow_client, root: Path, name: str) -> str:
             if found.lifecycle_stage == "deleted":
                 mlflow_client.restore_experiment(found.experiment_id)
             return found.experiment_id
-        return mlflow_client.create_experiment(name, artifact_location=artifact_location(root, name))
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return mlflow_client.create_experiment(name, artifact_location=artifact_location(root, name))
+        except MlflowException as exc:  # created meanwhile by a process the local lock cannot see (a server)
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return mlflow_client.get_experiment_by_name(name).experiment_id

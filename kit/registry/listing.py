@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from kit.registry import versions
-from kit.registry.audit import holders
+from kit.registry.audit import is_log
 from kit.report import Table, table_text
 
 
@@ -14,11 +14,12 @@ def _when(ms: int) -> str:
 
 
 def overview(registry) -> str:
-    models = registry.client.search_registered_models(max_results=1000)
+    models = [m for m in registry.client.search_registered_models(max_results=1000) if not is_log(m)]
     if not models:
         return "no registered models yet (a pipeline with `promote:` registers one)"
     rows = []
     for model in sorted(models, key=lambda m: m.name):
+        follow_all(registry, model.name)
         count = len(versions.all_versions(registry.client, model.name))
         aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(versions.aliases(registry.client, model.name).items())) or "-"
         rows.append((model.name, str(count), aliases))
@@ -31,6 +32,7 @@ def describe(registry, name: str) -> str:
     found = versions.all_versions(registry.client, name)
     if not found:
         raise RegistryError(f"no registered model {name!r} (see `kit models`)")
+    notes = follow_all(registry, name)
     aliases = versions.aliases(registry.client, name)
     held = {}
     for alias, version in aliases.items():
@@ -51,21 +53,36 @@ def describe(registry, name: str) -> str:
         lines.append("\nINTERRUPTED: a promotion stopped midway; the next promote, rollback or pipeline run "
                      "for that alias repairs it")
 
-    events = registry.audit.events(name)
+    events = registry.audit.history(name)
     lines.append("")
     if events:
-        history = [(_when(e.time_ms), e.alias, e.action + (" FORCED" if e.forced else ""),
-                    f"{'v' + e.from_version if e.from_version else '(none)'} -> v{e.to_version}", e.user, e.reason)
-                   for e in events]
+        history = [(_when(e.time_ms), e.alias, _action(e), _move(e), e.user, e.reason) for e in events]
         lines.append(table_text(Table(("time (UTC)", "alias", "action", "move", "by", "reason"), history,
                                       title="history")).rstrip())
     else:
         lines.append("history: no promotions yet")
-    for alias, version in sorted(aliases.items()):
-        stack = holders(registry.audit.events(name, alias))
-        if stack and stack[-1] != version:
-            lines.append(f"  note: {alias} points at v{version} but the audit log says v{stack[-1]}: moved outside kit")
+    lines.extend(f"  note: {note}" for note in notes)
     return "\n".join(lines)
+
+
+def follow_all(registry, name: str) -> list[str]:
+    """Repair aliases an interrupted move left behind the audit log (any `kit models` does);
+    returns what could not be repaired, in words."""
+    return [note for alias in sorted(registry.audit.aliases(name)) if (note := registry.follow(name, alias))]
+
+
+def _action(event) -> str:
+    if event.refused:
+        return "refused"
+    return event.action + (" FORCED" if event.forced else "")
+
+
+def _move(event) -> str:
+    before = f"v{event.from_version}" if event.from_version else "(none)"
+    if not event.refused:
+        return f"{before} -> v{event.to_version}"
+    asked = f"v{event.to_version}" if event.to_version else "the previous version"
+    return f"{event.action} to {asked}: {event.refused}"
 
 
 def describe_version(registry, name: str, number: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,25 @@ def holder(client, name: str, alias: str) -> str | None:
 
 def set_tags(client, name: str, version: str, tags: dict[str, Any]) -> None:
     for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, str(value))
+        upsert(client.set_model_version_tag, name, version, key, str(value))
+
+
+def upsert(write, *args) -> None:
+    """A tag or alias write. MLflow's SQL store writes one as "insert unless it exists": two
+    processes writing the same new key at once make the second fail on the unique key (seen with
+    4 processes on one version). Written again, it is an update and succeeds."""
+    from mlflow.exceptions import MlflowException
+
+    for tried in range(UPSERT_TRIES):
+        try:
+            return write(*args)
+        except MlflowException as exc:
+            if "unique" not in exc.message.lower() or tried == UPSERT_TRIES - 1:
+                raise
+            time.sleep(0.05 * (tried + 1))
+
+
+UPSERT_TRIES = 4
 
 
 def _version(found) -> Version:
