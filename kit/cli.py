@@ -40,6 +40,9 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
     run = commands.add_parser("run", help="validate, then run every step and track it in MLflow")
     pipeline_args(run)
     run.add_argument("-j", "--jobs", type=int, default=2, help="steps run at the same time when independent (default 2)")
+    run.add_argument("--junit", type=Path, metavar="FILE.xml",
+                     help="also write the run as JUnit XML (a test case per step, contract check and gate) for CI; "
+                          "written whatever the exit code")
 
     validate = commands.add_parser("validate", help="check the pipeline file and parameters without running anything")
     pipeline_args(validate)
@@ -205,14 +208,34 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def cmd_run(args) -> int:
+    if args.junit is None:
+        return _run(args, {})
+    from kit.run import junit
+    from kit.store import refusal
+
+    ended: dict = {}  # what the run got to: its plan and result, for the report
+    try:
+        code = _run(args, ended)
+    except BaseException as error:
+        name = ended["plan"].name if "plan" in ended else args.pipeline.stem
+        junit.write(args.junit, name, ended.get("plan"), ended.get("result"),
+                    refusal(error) if refusal(error) is not None else error)
+        raise
+    junit.write(args.junit, ended["plan"].name, ended["plan"], ended.get("result"))
+    print(f"  JUnit XML  {args.junit}")
+    return code
+
+
+def _run(args, ended: dict) -> int:
     from kit.run import run
 
     plan, layers = _load(args)
+    ended["plan"] = plan
     merged: dict = {}
     for layer in layers:
         for step, values in layer.items():
             merged.setdefault(step, {}).update(values)
-    result = run(plan, jobs=args.jobs, overrides=merged)
+    result = run(plan, jobs=args.jobs, overrides=merged, on_end=lambda result: ended.update(result=result))
     count = len(result.steps)
     print(f"pipeline {plan.name}: {'1 step' if count == 1 else f'all {count} steps'} done")
     if result.promotion is not None:
