@@ -36,8 +36,8 @@ from kit.errors import SpecError, StepFailure
 ADMIN = "admin"
 DB_USER = "kit"
 DATABASES = ("mlflow", "mlflow_auth")  # runs and registry; the auth app's users and permissions
-WORKERS = 2  # uvicorn workers of the MLflow server (MLflow's default, 4, is too many for 2 cores)
-READY_TIMEOUT = 180  # s: the first start migrates two empty databases
+WORKERS = 1  # uvicorn workers: one process (Flask requests in its thread pool) starts fastest on 2 shared cores
+READY_TIMEOUT = 600  # s: the first start migrates two empty databases (minutes on a loaded machine)
 # The auth app hashes the password (PBKDF2) on every request; caching a successful check for a
 # minute makes tracking calls several times cheaper. A changed password reaches the other worker
 # within that minute.
