@@ -100,4 +100,13 @@ def ensure_experiment(mlflow_client, root: Path, name: str) -> str:
             if found.lifecycle_stage == "deleted":
                 mlflow_client.restore_experiment(found.experiment_id)
             return found.experiment_id
-        return mlflow_client.create_experiment(name, artifact_location=artifact_location(root, name))
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return mlflow_client.create_experiment(name, artifact_location=artifact_location(root, name))
+        except MlflowException as error:
+            # Against a server no local lock helps: another machine created it since we looked (the
+            # name is unique in the server's database, so exactly one create wins). Use theirs.
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return mlflow_client.get_experiment_by_name(name).experiment_id
