@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KIT, Project
+from conftest import Project, tiny_edge_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -105,6 +105,16 @@ def test_a_read_user_cannot_promote_or_roll_back_an_editor_can(iris, admin):
     assert rolled.returncode == 0, rolled.stderr
     assert f"rolled back v{v2} -> v1" in rolled.stdout
     assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+
+
+def test_an_edge_model_registers_and_deploys_from_the_server(tmp_path, team_server):
+    project = Project(tmp_path, tracking=team_server.env)
+    done = project.kit("run", str(tiny_edge_pipeline(project)))
+    assert done.returncode == 0, done.stderr
+    deployed = project.kit("deploy", "edge", "tiny-model", "--alias", "champion", "--out", str(tmp_path / "out"))
+    assert deployed.returncode == 0, deployed.stderr
+    assert (tmp_path / "out" / "worker.js").is_file() and (tmp_path / "out" / "manifest.json").is_file()
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()
 
 
 def test_a_restart_finds_every_run_model_user_and_artifact(iris, admin):
