@@ -219,7 +219,7 @@ def cmd_run(args) -> int:
     except BaseException as error:
         name = ended["plan"].name if "plan" in ended else args.pipeline.stem
         junit.write(args.junit, name, ended.get("plan"), ended.get("result"),
-                    refusal(error) if refusal(error) is not None else error)
+                    refusal(error) or error)
         raise
     junit.write(args.junit, ended["plan"].name, ended["plan"], ended.get("result"))
     print(f"  JUnit XML  {args.junit}")
