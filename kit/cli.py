@@ -7,7 +7,7 @@ import sys
 from collections.abc import Collection
 from pathlib import Path
 
-from kit.errors import GateFailure, Interrupted, KitError, LibraryError, SpecError, StepFailure
+from kit.errors import GateFailure, Interrupted, KitError, LibraryError, PermissionDenied, SpecError, StepFailure
 
 # Targets plug in their commands through these entry point groups (pyproject.toml), as they
 # plug in their gates through `kit.gates`: the CLI never imports a target by name. An entry
@@ -18,7 +18,9 @@ TARGET_COMMANDS = {"serve": "kit.serve", "deploy": "kit.deploy"}
 
 # The one mapping from errors to exit codes (the most specific class in an error's MRO wins).
 # Library errors reaching a command mean it was handed something a library refused: bad input.
-EXIT_CODES: dict[type[KitError], int] = {SpecError: 2, LibraryError: 2, GateFailure: 3, StepFailure: 1}
+# A request the tracking server refused (a READ user promoting, wrong credentials) is bad input too.
+EXIT_CODES: dict[type[KitError], int] = {SpecError: 2, LibraryError: 2, PermissionDenied: 2, GateFailure: 3,
+                                         StepFailure: 1}
 
 
 def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.ArgumentParser:
@@ -38,6 +40,9 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
     run = commands.add_parser("run", help="validate, then run every step and track it in MLflow")
     pipeline_args(run)
     run.add_argument("-j", "--jobs", type=int, default=2, help="steps run at the same time when independent (default 2)")
+    run.add_argument("--junit", type=Path, metavar="FILE.xml",
+                     help="also write the run as JUnit XML (a test case per step, contract check and gate) for CI; "
+                          "written whatever the exit code")
 
     validate = commands.add_parser("validate", help="check the pipeline file and parameters without running anything")
     pipeline_args(validate)
@@ -79,6 +84,18 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
     rollback.add_argument("--alias", required=True)
     rollback.add_argument("--reason", default="", help="why (recorded in the audit log)")
 
+    server = commands.add_parser("server", help="a team stack on this machine: PostgreSQL and an MLflow server "
+                                                "with authentication (for trying and for tests)")
+    server_commands = server.add_subparsers(dest="server_command", required=True, metavar="ACTION")
+    server_up = server_commands.add_parser("up", help="start it (or find it running) and print the shell lines "
+                                                      "to `eval` that point every kit command at it")
+    server_up.add_argument("--port", type=int, help="the MLflow server's port (default: the last one if free, "
+                                                    "else any free port)")
+    server_down = server_commands.add_parser("down", help="stop it, keeping every run, model and user")
+    for sub in (server_up, server_down):
+        sub.add_argument("--dir", type=Path, help="where its databases, artifacts and logs live "
+                                                  "(default: mlruns/server in the project)")
+
     serve = commands.add_parser("serve", help="serve the version that holds an alias on a target",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     deploy = commands.add_parser("deploy", help="write a self-contained deployable of the version that holds an alias",
@@ -103,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if extra:
             _refuse(parser, args, extra)
-        return COMMANDS[args.command](args)
+        return _refusals_as_kit_errors(COMMANDS[args.command], args)
     except KitError as error:
         print(f"kit {args.command}: {error}", file=sys.stderr)
         return exit_code(error)
@@ -112,6 +129,19 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"kit {args.command}: interrupted by SIGINT {where()}".rstrip(), file=sys.stderr)
         return 130
+
+
+def _refusals_as_kit_errors(command, args) -> int:
+    """The tracking server's 401 / 403, from any command, as a one-line PermissionDenied."""
+    try:
+        return command(args)
+    except Exception as error:
+        from kit.store import refusal
+
+        refused = refusal(error)
+        if refused is None:
+            raise
+        raise refused from None
 
 
 def _add_targets(parent: argparse.ArgumentParser, command: str) -> None:
@@ -187,14 +217,34 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def cmd_run(args) -> int:
+    if args.junit is None:
+        return _run(args, {})
+    from kit.run import junit
+    from kit.store import refusal
+
+    ended: dict = {}  # what the run got to: its plan and result, for the report
+    try:
+        code = _run(args, ended)
+    except BaseException as error:
+        name = ended["plan"].name if "plan" in ended else args.pipeline.stem
+        junit.write(args.junit, name, ended.get("plan"), ended.get("result"),
+                    refusal(error) or error)
+        raise
+    junit.write(args.junit, ended["plan"].name, ended["plan"], ended.get("result"))
+    print(f"  JUnit XML  {args.junit}")
+    return code
+
+
+def _run(args, ended: dict) -> int:
     from kit.run import run
 
     plan, layers = _load(args)
+    ended["plan"] = plan
     merged: dict = {}
     for layer in layers:
         for step, values in layer.items():
             merged.setdefault(step, {}).update(values)
-    result = run(plan, jobs=args.jobs, overrides=merged)
+    result = run(plan, jobs=args.jobs, overrides=merged, on_end=lambda result: ended.update(result=result))
     count = len(result.steps)
     print(f"pipeline {plan.name}: {'1 step' if count == 1 else f'all {count} steps'} done")
     if result.promotion is not None:
@@ -297,13 +347,32 @@ def cmd_rollback(args) -> int:
     return 0
 
 
+def cmd_server(args) -> int:
+    from kit import server
+    from kit.project import find_root, mlruns_dir
+
+    folder = args.dir or mlruns_dir(find_root()) / "server"
+    if args.server_command == "down":
+        stopped = server.down(folder)
+        print(f"kit server: stopped {' and '.join(stopped)}; everything is kept in {folder.resolve()}" if stopped
+              else f"kit server: nothing was running in {folder.resolve()}", file=sys.stderr)
+        return 0
+    stack = server.up(folder, args.port, say=lambda line: print(line, file=sys.stderr))
+    print(f"kit server: {'up' if stack.started else 'already running'} at {stack.uri} (MLflow pid {stack.mlflow_pid}, "
+          f"PostgreSQL pid {stack.postgres_pid}, files in {stack.folder}); user {stack.username}. "
+          f"Stop it with `kit server down --dir {stack.folder}`", file=sys.stderr)
+    print(stack.exports())  # stdout holds only these lines: eval "$(kit server up)"
+    return 0
+
+
 def cmd_target(args) -> int:
     """`kit serve TARGET` and `kit deploy TARGET`: the target's own command runs."""
     return args.target_command.run(args)
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "dev": cmd_dev, "contract": cmd_contract, "models": cmd_models,
-            "promote": cmd_promote, "rollback": cmd_rollback, "serve": cmd_target, "deploy": cmd_target}
+            "promote": cmd_promote, "rollback": cmd_rollback, "server": cmd_server, "serve": cmd_target,
+            "deploy": cmd_target}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,6 +6,8 @@ Two kinds, both under `KitError`:
   raises it: `SpecError` (bad input), `GateFailure` (a gate or contract failed),
   `StepFailure` (a step crashed), `Interrupted` (Ctrl-C / SIGTERM). `kit.cli.exit_code` maps
   them to exit codes, in that one place.
+- `PermissionDenied`: the tracking server refused the authenticated user (403) or their
+  credentials (401); `kit.store.refusal` turns MLflow's error into it, for every command.
 - Library errors (`LibraryError`) are what the kit's libraries raise to their caller (a
   notebook, a script, a scoring server) when they refuse an input: a bad feature row or
   feature spec, a bad bundle, a failed conversion. They are not command outcomes: a bad HTTP
@@ -29,6 +31,10 @@ class GateFailure(KitError):
 
 class StepFailure(KitError):
     """A step crashed: a cell raised, the kernel died, the step timed out, a tool failed."""
+
+
+class PermissionDenied(KitError):
+    """The tracking server refused the request: the user may not do it, or their credentials are wrong."""
 
 
 class Interrupted(KitError):

@@ -7,6 +7,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from kit.errors import PermissionDenied
 from kit.project import mlruns_dir
 
 # MLflow otherwise starts a thread that looks up a telemetry host (no network here, and no need).
@@ -24,6 +25,30 @@ def tracking_uri(root: Path) -> str:
 def is_server(uri: str) -> bool:
     """A tracking server decides artifact locations itself; a database URI needs us to."""
     return uri.split(":", 1)[0] in {"http", "https", "databricks"}
+
+
+def refusal(error: BaseException) -> PermissionDenied | None:
+    """A tracking server's refusal (MLflow's PERMISSION_DENIED / UNAUTHENTICATED, or HTTP 403 / 401 from
+    its artifact proxy) as one line that says who was refused and what to do; None for any other error."""
+    import re
+
+    code = getattr(error, "error_code", None)
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if code not in ("PERMISSION_DENIED", "UNAUTHENTICATED") and status not in (401, 403):
+        return None
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "the tracking server")
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    endpoint = re.search(r"endpoint (\S+)", str(error)) or re.search(r"(/api/\S+|/ajax-api/\S+)", str(error))
+    where = f" ({endpoint.group(1)})" if endpoint else ""
+    if code == "UNAUTHENTICATED" or status == 401:
+        if not user:
+            return PermissionDenied(f"{uri} asks for credentials{where}: set MLFLOW_TRACKING_USERNAME and "
+                                    "MLFLOW_TRACKING_PASSWORD")
+        return PermissionDenied(f"{uri} did not accept the credentials of user {user!r}{where}: check "
+                                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+    return PermissionDenied(f"{uri} refused user {user!r}: permission denied{where}; changing a registered model "
+                            "(promote, rollback, register) needs EDIT or MANAGE on it, and logging runs needs EDIT on "
+                            "the experiment: ask its owner or an admin")
 
 
 def artifact_location(root: Path, experiment_name: str) -> str | None:
@@ -79,7 +104,9 @@ def ensure_experiment(mlflow_client, root: Path, name: str) -> str:
 
         try:
             return mlflow_client.create_experiment(name, artifact_location=artifact_location(root, name))
-        except MlflowException as exc:  # created meanwhile by a process the local lock cannot see (a server)
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+        except MlflowException as error:
+            # Against a server no local lock helps: another machine created it since we looked (the
+            # name is unique in the server's database, so exactly one create wins). Use theirs.
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
             return mlflow_client.get_experiment_by_name(name).experiment_id

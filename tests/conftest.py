@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -40,8 +42,9 @@ def write_notebook(path: Path, parameters: str | None, *cells: str) -> Path:
 class Project:
     """A project root of its own (store, workspaces), so tests never touch the repo's mlruns/."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, tracking: dict[str, str] | None = None):
         self.root = root
+        self.tracking = tracking or {}  # MLFLOW_TRACKING_* of a server (TeamServer.env); none: mlruns/
         (root / "pyproject.toml").write_text("[project]\nname = 'scratch'\n")
 
     def notebook(self, name: str, parameters: str | None, *cells: str, folder: str = "notebooks") -> str:
@@ -55,18 +58,18 @@ class Project:
         return path
 
     @classmethod
-    def linked(cls, root: Path) -> "Project":
+    def linked(cls, root: Path, tracking: dict[str, str] | None = None) -> "Project":
         """A scratch project that uses the repo's notebooks, pipelines and contracts (as links:
         never write test files through them) with a store and workspaces of its own."""
-        project = cls(root)
+        project = cls(root, tracking)
         for name in ("notebooks", "pipelines", "data_contracts", "uv.lock"):
             (root / name).symlink_to(REPO / name)
         return project
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-        env.update(KIT_PROJECT_ROOT=str(self.root), MLFLOW_DISABLE_TELEMETRY="true")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+        env.update(KIT_PROJECT_ROOT=str(self.root), MLFLOW_DISABLE_TELEMETRY="true", **self.tracking)
         return env
 
     def kit(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -81,6 +84,8 @@ class Project:
     def client(self):
         from mlflow import MlflowClient
 
+        if self.tracking:  # credentials: TeamServer.env must be in os.environ (see `team_server`)
+            return MlflowClient(self.tracking["MLFLOW_TRACKING_URI"])
         return MlflowClient(f"sqlite:///{self.root / 'mlruns' / 'mlflow.db'}")
 
     def runs(self, experiment: str):
@@ -95,6 +100,80 @@ def project(tmp_path, monkeypatch) -> Project:
     monkeypatch.setenv("KIT_PROJECT_ROOT", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return Project(tmp_path)
+
+
+class TeamServer:
+    """A real team stack (PostgreSQL + MLflow server with basic-auth) started by `kit server up`."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.env: dict[str, str] = {}  # MLFLOW_TRACKING_URI, _USERNAME, _PASSWORD of the admin
+
+    def kit_server(self, action: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+        done = subprocess.run([*KIT, "server", action, "--dir", str(self.folder)], env=env, capture_output=True,
+                              text=True, timeout=400)
+        assert done.returncode == 0, f"kit server {action}: {done.stderr}"
+        return done
+
+    def up(self) -> None:
+        lines = self.kit_server("up").stdout.splitlines()
+        self.env = dict(line.removeprefix("export ").split("=", 1) for line in lines)
+
+    def down(self) -> None:
+        self.kit_server("down")
+
+    def restart(self) -> None:
+        self.down()
+        self.up()
+
+    @property
+    def uri(self) -> str:
+        return self.env["MLFLOW_TRACKING_URI"]
+
+    def as_user(self, username: str, password: str) -> dict[str, str]:
+        return {**self.env, "MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
+
+    def auth(self):
+        """MLflow's auth API (mlflow.server.auth.client): users and permissions. It signs in with the
+        MLFLOW_TRACKING_* of os.environ: set `env` there first (monkeypatch.setenv)."""
+        from mlflow.server.auth.client import AuthServiceClient
+
+        return AuthServiceClient(self.uri)
+
+    def stop_leftovers(self) -> None:
+        """If `kit server down` failed: stop what server.json names, by pid."""
+        state = json.loads((self.folder / "server.json").read_text()) if (self.folder / "server.json").is_file() else {}
+        for key, sig in (("mlflow_pid", signal.SIGKILL), ("postgres_pid", signal.SIGINT)):
+            if state.get(key):
+                try:
+                    (os.killpg if key == "mlflow_pid" else os.kill)(state[key], sig)
+                except ProcessLookupError:
+                    pass
+
+
+@pytest.fixture(scope="session")
+def team_server():
+    """`kit server up --dir TMP` once per session (free loopback ports), `kit server down` at the end.
+
+    Point a kit command at it with `Project(root, tracking=team_server.env)` (or
+    `Project.linked(root, tracking=...)`); a test process's own MlflowClient needs
+    `monkeypatch.setenv` of each item of `team_server.env`. `as_user(name, password)` gives the env of
+    another user (create users with `team_server.auth().create_user`); `restart()` stops and starts it.
+    """
+    # Not under pytest's basetemp: its folders are closed to other users, and PostgreSQL runs as `postgres`.
+    server = TeamServer(Path(tempfile.mkdtemp(prefix="kit-team-")))
+    try:
+        server.up()
+        yield server
+    finally:
+        try:
+            server.down()
+        except AssertionError:
+            server.stop_leftovers()
+            raise
+        finally:
+            shutil.rmtree(server.folder, ignore_errors=True)
 
 
 TINY_EDGE_TRAIN = """

@@ -57,9 +57,11 @@ class _Terminated(BaseException):
     """SIGTERM, turned into an exception in the main thread so cleanup runs."""
 
 
-def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | None = None) -> RunResult:
+def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | None = None,
+        on_end=None) -> RunResult:
     """Run every step, then the gates and promotion. Raises StepFailure if a step crashed,
-    GateFailure if a contract or gate failed, Interrupted on Ctrl-C / SIGTERM at any phase."""
+    GateFailure if a contract or gate failed, Interrupted on Ctrl-C / SIGTERM at any phase.
+    `on_end(result)` is called with the result as far as it got, however the run ends (reports)."""
     from kit.run import progress as progress_module
 
     pipeline = plan.pipeline
@@ -78,6 +80,8 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
     finally:
         _restore_sigterm(previous)
         progress.close()
+        if on_end is not None and "result" in state:
+            on_end(state["result"])
 
 
 def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: float, state: dict) -> RunResult:
