@@ -47,8 +47,9 @@ def refusal(error: BaseException) -> PermissionDenied | None:
         return PermissionDenied(f"{uri} did not accept the credentials of user {user!r}{where}: check "
                                 "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
     return PermissionDenied(f"{uri} refused user {user!r}: permission denied{where}; changing a registered model "
-                            "(promote, rollback, register) needs EDIT or MANAGE on it, and logging runs needs EDIT on "
-                            "the experiment: ask its owner or an admin")
+                            "(register) needs EDIT or MANAGE on it, moving its alias (promote, rollback) also on "
+                            "MODEL.kit-audit (the audit log) and the kit-audit experiment, and logging runs needs EDIT "
+                            "on the experiment: ask its owner or an admin")
 
 
 def artifact_location(root: Path, experiment_name: str) -> str | None:

@@ -82,6 +82,7 @@ def test_a_read_user_cannot_promote_or_roll_back_an_editor_can(iris, admin):
     auth.create_user("editor", "editor-password-1")
     auth.grant_user_permission("viewer", "registered_model", MODEL, "READ")
     auth.grant_user_permission("editor", "registered_model", MODEL, "EDIT")
+    auth.grant_user_permission("editor", "registered_model", f"{MODEL}.kit-audit", "EDIT")  # the audit log
     for experiment in client.search_experiments():  # the editor may write the audit events, wherever kept
         auth.grant_user_permission("editor", "experiment", experiment.experiment_id, "EDIT")
 
