@@ -1,8 +1,9 @@
 """Execute one notebook with papermill in a kernel the runner owns.
 
-We hand papermill our own kernel manager so that each step gets its environment
-(its MLflow run) and working folder without touching this process's os.environ or cwd
-(steps run in threads), and so the runner can kill the kernel on timeout or Ctrl-C.
+The runner starts kernels ahead of their steps (kit.run.kernels) and hands papermill one
+that is already up, with the step's environment (its MLflow run) and working folder, without
+touching this process's os.environ or cwd (steps run in threads), so the runner can kill
+the kernel on timeout or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager, KernelManager
-from traitlets import Dict, Unicode
+from traitlets import Bool, Dict, Unicode
 
 CellCallback = Callable[[int, int], None]  # (cell number, total cells)
 
@@ -26,6 +27,14 @@ class StepKernelManager(AsyncKernelManager):
 
     step_env = Dict()
     log_path = Unicode("", help="file that takes the kernel process's own stdout/stderr")
+    step_log = Unicode("", help="where that output is kept once the step is over (kernel.log beside the notebook)")
+    taken = Bool(False, help="handed to a step (kit.run.kernels)")
+
+    def client(self, **kw: Any):
+        """A client, remembered so that the channels papermill opens are closed with the kernel."""
+        client = super().client(**kw)
+        self.clients = [*getattr(self, "clients", []), client]
+        return client
 
     async def start_kernel(self, **kw: Any) -> None:
         kw["env"] = {**os.environ, **self.step_env}
@@ -63,33 +72,13 @@ class Execution:
     env: dict[str, str]
     log_path: Path | None = None
     on_cell: CellCallback | None = None
+    kernel_pool: Any = None  # kit.run.kernels.WarmKernels: where its kernel comes from
     stop_reason: str | None = None
     peak_memory_mb: float | None = None  # the kernel's resident-memory high-water mark
 
     def __post_init__(self) -> None:
         self._km: StepKernelManager | None = None
         self._lock = threading.Lock()
-
-    def _manager_class(self) -> type[StepKernelManager]:
-        """A kernel manager class bound to this execution.
-
-        nbclient shuts a kernel down only if it created the manager itself, so we hand it
-        a class (not an instance) that reports each instance back here for `stop()`.
-        """
-        execution = self
-
-        class BoundKernelManager(StepKernelManager):
-            def __init__(self, **kw: Any):
-                super().__init__(**kw)
-                self.step_env = execution.env
-                self.log_path = str(execution.log_path or "")
-                with execution._lock:
-                    execution._km = self
-                    stopped = execution.stop_reason is not None
-                if stopped:  # stop() came before the kernel existed
-                    raise RuntimeError(execution.stop_reason)
-
-        return BoundKernelManager
 
     def stop(self, reason: str) -> None:
         with self._lock:
@@ -115,6 +104,8 @@ class Execution:
         """Run to the end; raises papermill's errors (PapermillExecutionError for a failing cell)."""
         import papermill
 
+        from kit.run.kernels import release
+
         numbers: dict[int, int] = {}  # index in the executed copy -> number in the user's notebook
 
         def notebook_started(notebook, **_: Any) -> None:
@@ -133,6 +124,7 @@ class Execution:
             if peak is not None:
                 self.peak_memory_mb = max(peak, self.peak_memory_mb or 0.0)
 
+        km = self._take_kernel()
         try:
             papermill.execute_notebook(
                 str(self.input_path),
@@ -140,12 +132,24 @@ class Execution:
                 parameters=self.parameters,
                 kernel_name=self.kernel_name,
                 progress_bar=False,
-                kernel_manager_class=self._manager_class(),
-                resources={"metadata": {"path": str(self.cwd)}},  # the kernel's cwd, without os.chdir
+                km=km,
                 on_notebook_start=notebook_started,
                 on_cell_start=cell_started,
                 on_cell_executed=cell_executed,
             )
         finally:
-            if self._km is not None:
-                self._km.close_log()
+            release(km, now=self.stop_reason is not None)
+
+    def _take_kernel(self) -> StepKernelManager:
+        """A warm kernel, given this step's environment and folder (unless stop() came first)."""
+        from kit.run.kernels import hand_over, release
+
+        km = self.kernel_pool.take()
+        with self._lock:
+            self._km = km
+            stopped = self.stop_reason is not None
+        if stopped:
+            release(km, now=True)
+            raise RuntimeError(self.stop_reason)
+        hand_over(km, self.env, self.cwd, self.log_path)
+        return km
