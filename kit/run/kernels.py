@@ -96,10 +96,10 @@ class WarmKernels:
         km.log_path = str(self._logs / f"{id(km)}.log")
         with self._lock:
             self._started.append(km)
-        run_sync(km.start_kernel)(cwd=str(self.cwd))
-        if self._closed:  # close() ran while it was launching
-            km.kill_now()
         try:
+            run_sync(km.start_kernel)(cwd=str(self.cwd))
+            if self._closed:  # close() ran while it was launching
+                km.kill_now()
             _wait_until_ready(km)
         except BaseException:
             _discard(km)
