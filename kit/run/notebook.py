@@ -151,5 +151,9 @@ class Execution:
         if stopped:
             release(km, now=True)
             raise RuntimeError(self.stop_reason)
-        hand_over(km, self.env, self.cwd, self.log_path)
+        try:
+            hand_over(km, self.env, self.cwd, self.log_path)
+        except BaseException:
+            release(km, now=True)
+            raise
         return km
