@@ -30,11 +30,11 @@ HAND_OVER_TIMEOUT = 30.0  # seconds for the silent set-up (it runs in millisecon
 # Run silently in a warm kernel before the step's first cell: the environment and folder a
 # kernel started for this step would have had (os.environ reaches what the notebook spawns).
 _HAND_OVER = """\
-import os as _kit_os
+import os as _kit_os, pathlib as _kit_pathlib
 _kit_os.environ.update({env})
 _kit_os.chdir({cwd})
-get_ipython().user_ns["_dh"][:] = [{cwd}]
-del _kit_os
+get_ipython().user_ns["_dh"][:] = [_kit_pathlib.Path({cwd})]
+del _kit_os, _kit_pathlib
 """
 
 
