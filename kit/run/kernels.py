@@ -13,15 +13,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from jupyter_client.blocking import BlockingKernelClient
+from jupyter_client.manager import AsyncKernelManager, KernelManager
 from jupyter_core.utils import run_sync
-
-from kit.run.notebook import StepKernelManager
+from traitlets import Bool, Dict, Unicode
 
 AHEAD = 2  # kernels kept starting ahead of the steps: the first two overlap MLflow's start-up
 READY_TIMEOUT = 120.0  # seconds a kernel may take to answer its first request (a loaded machine)
@@ -36,6 +38,44 @@ _kit_os.chdir({cwd})
 get_ipython().user_ns["_dh"][:] = [_kit_pathlib.Path({cwd})]
 del _kit_os, _kit_pathlib
 """
+
+
+class StepKernelManager(AsyncKernelManager):
+    """A kernel manager that starts its kernel with extra environment variables."""
+
+    step_env = Dict()
+    log_path = Unicode("", help="file that takes the kernel process's own stdout/stderr")
+    step_log = Unicode("", help="where that output is kept once the step is over (kernel.log beside the notebook)")
+    taken = Bool(False, help="handed to a step (kit.run.kernels)")
+
+    def client(self, **kw: Any):
+        """A client, remembered so that the channels papermill opens are closed with the kernel."""
+        client = super().client(**kw)
+        self.clients = [*getattr(self, "clients", []), client]
+        return client
+
+    async def start_kernel(self, **kw: Any) -> None:
+        kw["env"] = {**os.environ, **self.step_env}
+        if self.log_path:
+            # Native libraries (TensorFlow, CUDA probes) write to the process's stderr, not
+            # to the notebook; keep that out of the user's terminal but on record.
+            self._log = open(self.log_path, "ab")
+            kw["stdout"] = kw["stderr"] = self._log
+        await KernelManager._async_start_kernel(self, **kw)
+
+    def close_log(self) -> None:
+        log = getattr(self, "_log", None)
+        if log is not None:
+            log.close()
+
+    def kill_now(self) -> None:
+        """Kill the kernel and anything it started (its own process group), from any thread."""
+        process = getattr(self.provisioner, "process", None) if self.provisioner else None
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                process.kill()
 
 
 class WarmKernels:

@@ -8,56 +8,15 @@ the kernel on timeout or Ctrl-C.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.manager import AsyncKernelManager, KernelManager
-from traitlets import Bool, Dict, Unicode
+from kit.run.kernels import StepKernelManager, hand_over, release
 
 CellCallback = Callable[[int, int], None]  # (cell number, total cells)
-
-
-class StepKernelManager(AsyncKernelManager):
-    """A kernel manager that starts its kernel with extra environment variables."""
-
-    step_env = Dict()
-    log_path = Unicode("", help="file that takes the kernel process's own stdout/stderr")
-    step_log = Unicode("", help="where that output is kept once the step is over (kernel.log beside the notebook)")
-    taken = Bool(False, help="handed to a step (kit.run.kernels)")
-
-    def client(self, **kw: Any):
-        """A client, remembered so that the channels papermill opens are closed with the kernel."""
-        client = super().client(**kw)
-        self.clients = [*getattr(self, "clients", []), client]
-        return client
-
-    async def start_kernel(self, **kw: Any) -> None:
-        kw["env"] = {**os.environ, **self.step_env}
-        if self.log_path:
-            # Native libraries (TensorFlow, CUDA probes) write to the process's stderr, not
-            # to the notebook; keep that out of the user's terminal but on record.
-            self._log = open(self.log_path, "ab")
-            kw["stdout"] = kw["stderr"] = self._log
-        await KernelManager._async_start_kernel(self, **kw)
-
-    def close_log(self) -> None:
-        log = getattr(self, "_log", None)
-        if log is not None:
-            log.close()
-
-    def kill_now(self) -> None:
-        """Kill the kernel and anything it started (its own process group), from any thread."""
-        process = getattr(self.provisioner, "process", None) if self.provisioner else None
-        if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                process.kill()
 
 
 @dataclass
@@ -104,8 +63,6 @@ class Execution:
         """Run to the end; raises papermill's errors (PapermillExecutionError for a failing cell)."""
         import papermill
 
-        from kit.run.kernels import release
-
         numbers: dict[int, int] = {}  # index in the executed copy -> number in the user's notebook
 
         def notebook_started(notebook, **_: Any) -> None:
@@ -142,8 +99,6 @@ class Execution:
 
     def _take_kernel(self) -> StepKernelManager:
         """A warm kernel, given this step's environment and folder (unless stop() came first)."""
-        from kit.run.kernels import hand_over, release
-
         km = self.kernel_pool.take()
         with self._lock:
             self._km = km
