@@ -16,8 +16,10 @@ from kit import checkpoint
 from kit.errors import GateFailure, Interrupted, StepFailure
 from kit.pipeline import Step, notebooks
 from kit.run import workspace
+from kit.run.kernels import WarmKernels
 from kit.run.notebook import Execution
 from kit.run.plan import Plan
+from kit.run.render import Renderer
 from kit.run.tracking import PipelineTracker
 
 POLL_SECONDS = 0.25  # how often running steps are checked against their timeout
@@ -75,9 +77,13 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
         signum = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
         where = checkpoint.where()
         with _signals_held():
+            if "renderer" in state:
+                state["renderer"].finish(cancel=True)
             message = _record_interrupt(state, started)
         raise Interrupted(f"interrupted by {signal.Signals(signum).name} {where}: {message}", signum) from None
     finally:
+        with _signals_held():  # no kernel left running, no page left half-logged
+            _close_helpers(state)
         _restore_sigterm(previous)
         progress.close()
         if on_end is not None and "result" in state:
@@ -87,11 +93,14 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
 def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: float, state: dict) -> RunResult:
     pipeline = plan.pipeline
     checkpoint.reset("start")
+    # The first kernels start now, while MLflow is imported and the store opened (seconds).
+    kernels = state["kernels"] = _warm_kernels(pipeline)
+    renderer = state["renderer"] = Renderer()
     tracker = state["tracker"] = PipelineTracker(pipeline.root, pipeline.name)
     run_id = tracker.start(pipeline, overrides, plan=plan)
     folder = workspace.create(pipeline.root, pipeline.name, run_id)
     result = state["result"] = RunResult(run_id, tracker.experiment_id, tracker.tracking_uri, folder, {})
-    scheduler = _Scheduler(plan, tracker, folder, progress, result)
+    scheduler = _Scheduler(plan, tracker, folder, progress, result, kernels=kernels, renderer=renderer)
     checkpoint.checkpoint("start")
 
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="kit-step") as pool:
@@ -101,6 +110,7 @@ def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: fl
             with _signals_held():  # kill kernels before the pool waits for their threads
                 scheduler.stop_all(pool, "interrupted")
             raise
+    renderer.finish()  # every step's HTML page logged before the run is closed
     tracker.log_produced(result)
 
     result.seconds["contracts"] = sum(s.contract_seconds for s in result.steps.values())
@@ -123,6 +133,20 @@ def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: fl
             raise GateFailure(result.promotion.report())
     _finish(tracker, result, "FINISHED", started)
     return result
+
+
+def _warm_kernels(pipeline) -> WarmKernels:
+    from kit import store
+
+    env = {"MLFLOW_TRACKING_URI": store.tracking_uri(pipeline.root), "MLFLOW_DISABLE_TELEMETRY": "true",
+           "KIT_PROJECT_ROOT": str(pipeline.root)}
+    return WarmKernels(pipeline.spec.kernel, len(pipeline.steps), env, cwd=pipeline.root)
+
+
+def _close_helpers(state: dict) -> None:
+    for name in ("renderer", "kernels"):
+        if name in state:
+            state[name].close()
 
 
 def _record_interrupt(state: dict, started: float) -> str:
@@ -180,8 +204,10 @@ def _signals_held():
 
 
 class _Scheduler:
-    def __init__(self, plan: Plan, tracker: PipelineTracker, folder: Path, progress, result: RunResult):
+    def __init__(self, plan: Plan, tracker: PipelineTracker, folder: Path, progress, result: RunResult,
+                 kernels: WarmKernels, renderer: Renderer):
         self.plan, self.pipeline = plan, plan.pipeline
+        self.kernels, self.renderer = kernels, renderer
         self.tracker, self.folder, self.progress, self.result = tracker, folder, progress, result
         self.pending = list(self.pipeline.steps)
         self.running: dict[Future, tuple[Step, Execution, StepResult, float]] = {}
@@ -237,6 +263,7 @@ class _Scheduler:
             env=env,
             log_path=step_dir / "kernel.log",
             on_cell=lambda number, total, name=step.name: self._cell(name, number, total),
+            kernel_pool=self.kernels,
         )
         step_result = StepResult(step.name, "running", run_id=run_id, notebook=execution.output_path, outputs=outputs)
         self.result.steps[step.name] = step_result
@@ -279,6 +306,9 @@ class _Scheduler:
         self.tracker.finish_step(step_result.run_id, status, step_result.duration, step_result.notebook,
                                  step_result.outputs if step_result.state == "done" else {}, step_result.error,
                                  contract_failed=step_result.contract_failed)
+        if step_result.notebook is not None and step_result.notebook.is_file():
+            run_id = step_result.run_id
+            self.renderer.submit(step_result.notebook, lambda page: self.tracker.log_page(run_id, page))
 
     def stop_all(self, pool: ThreadPoolExecutor, reason: str) -> None:
         """Kill every running kernel, wait for their threads, and mark their runs KILLED."""

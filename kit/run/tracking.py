@@ -93,9 +93,6 @@ class PipelineTracker:
             kernel_log = notebook.parent / "kernel.log"
             if kernel_log.is_file() and kernel_log.stat().st_size:
                 self.client.log_artifact(run_id, str(kernel_log), "notebook")
-            html = render_html(notebook)
-            if html is not None:
-                self.client.log_artifact(run_id, str(html), "notebook")
         for param, path in outputs.items():
             if path.is_dir():
                 self.client.log_artifacts(run_id, str(path), f"outputs/{param}")
@@ -109,24 +106,14 @@ class PipelineTracker:
                               tags=tags)
         self.client.set_terminated(run_id, status)
 
+    def log_page(self, run_id: str, html: Path) -> None:
+        """The executed notebook's HTML page (kit.run.render), beside the notebook."""
+        self.client.log_artifact(run_id, str(html), "notebook")
+
     def finish(self, status: str, summary: dict[str, Any]) -> None:
         self.client.log_dict(self.run_id, summary, "pipeline/summary.json")
         self.client.set_tag(self.run_id, STATUS_TAG, status.lower())
         self.client.set_terminated(self.run_id, status)
-
-
-def render_html(notebook: Path) -> Path | None:
-    """The executed notebook as a standalone HTML page beside it (None if rendering fails)."""
-    from nbconvert import HTMLExporter
-    import nbformat
-
-    try:
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
-    except Exception:  # a report is a convenience; never fail a step over it
-        return None
-    html = notebook.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
-    return html
 
 
 def _param_value(value: Any) -> str:

@@ -1,0 +1,85 @@
+"""Kernels started ahead of their steps (kit.run.kernels), with real kernels: a step handed a
+warm kernel runs exactly as in a kernel started for it, and no kernel outlives the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import write_notebook
+from kit.run.kernels import WarmKernels
+from kit.run.notebook import Execution
+
+pytestmark = pytest.mark.e2e
+
+SHOW = "import json, os, sys\nprint(json.dumps({'cwd': os.getcwd(), 'run': os.environ.get('MLFLOW_RUN_ID'), 'x': x}))"
+
+
+def marked(mark: str) -> list[int]:
+    """Live processes whose environment carries `mark`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and mark.encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def gone(mark: str, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while marked(mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not marked(mark)
+
+
+def test_a_warm_kernel_runs_the_step_in_its_own_environment_and_folder(tmp_path):
+    mark = f"kit-kernels-test-{uuid.uuid4()}"
+    notebook = write_notebook(tmp_path / "show.ipynb", "x = 1", SHOW)
+    pool = WarmKernels("kit", 1, {"KIT_TEST_MARK": mark}, cwd=tmp_path)
+    step_dir = tmp_path / "step"
+    step_dir.mkdir()
+    try:
+        execution = Execution(input_path=notebook, output_path=step_dir / "show.ipynb", parameters={"x": 5},
+                              kernel_name="kit", cwd=step_dir, env={"MLFLOW_RUN_ID": "run-7"},
+                              log_path=step_dir / "kernel.log", kernel_pool=pool)
+        execution.run()
+    finally:
+        pool.close()
+    executed = nbformat.read(step_dir / "show.ipynb", as_version=4)
+    shown = json.loads(executed.cells[-1].outputs[0]["text"])
+    assert shown == {"cwd": str(step_dir), "run": "run-7", "x": 5}
+    # The hand-over left no trace: cells are numbered from 1 as in a fresh kernel.
+    assert [c.execution_count for c in executed.cells if c.cell_type == "code"] == [1, 2, 3]
+    assert (step_dir / "kernel.log").is_file()  # the kernel's own output, kept beside the notebook
+    assert gone(mark), "the step's kernel outlived its step"
+
+
+def test_kernels_never_taken_are_stopped_when_the_run_closes(tmp_path):
+    mark = f"kit-kernels-test-{uuid.uuid4()}"
+    pool = WarmKernels("kit", 3, {"KIT_TEST_MARK": mark}, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while len(marked(mark)) < 2 and time.monotonic() < deadline:  # two start ahead
+        time.sleep(0.1)
+    assert len(marked(mark)) >= 2
+    pool.close()
+    assert gone(mark), f"kernels left running: {marked(mark)}"
+    with pytest.raises(RuntimeError, match="stopping"):
+        pool.take()
+
+
+def test_a_kernel_spec_that_cannot_start_fails_the_take_not_the_pool(tmp_path):
+    pool = WarmKernels("no-such-kernel-here", 1, {}, cwd=tmp_path)
+    try:
+        with pytest.raises(Exception, match="no-such-kernel-here"):
+            pool.take()
+    finally:
+        pool.close()
+    assert os.listdir(tmp_path) == []  # nothing written into the project

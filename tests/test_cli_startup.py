@@ -1,0 +1,44 @@
+"""The `kit` command starts without the heavy libraries: they are imported only by the
+commands that use them (a `kit run` imports MLflow while its first kernels start)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = {"mlflow", "tensorflow", "pandas", "great_expectations", "nbconvert", "sqlalchemy"}
+
+LOADED = """
+import json, sys
+from kit.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "loaded": sorted({name.split(".")[0] for name in sys.modules})}))
+"""
+
+
+def loaded_by(project, *args: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", LOADED, *args], cwd=project.root, env=project.env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout.splitlines()[-1])
+    assert answer["code"] == 0
+    return set(answer["loaded"])
+
+
+def test_kit_help_imports_no_heavy_library(project):
+    code = "import json, sys; from kit.cli import build_parser; build_parser(); print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=project.root, env=project.env, capture_output=True,
+                          text=True, check=True)
+    assert not HEAVY & {name.split(".")[0] for name in json.loads(done.stdout)}
+
+
+def test_kit_validate_imports_no_heavy_library(project):
+    project.notebook("n.ipynb", "x = 1", "print(x)")
+    path = project.pipeline("""
+        name: light
+        model: m
+        steps:
+          - {name: a, notebook: notebooks/n.ipynb, parameters: {x: 2}}
+    """)
+    assert not HEAVY & loaded_by(project, "validate", str(path))
