@@ -26,7 +26,7 @@ POLL_SECONDS = 0.25  # how often running steps are checked against their timeout
 @dataclass
 class StepResult:
     name: str
-    state: str  # done | failed | killed | skipped
+    state: str  # done | cached | failed | killed | skipped
     run_id: str | None = None
     duration: float = 0.0
     notebook: Path | None = None
@@ -36,6 +36,7 @@ class StepResult:
     checks: list = field(default_factory=list)  # (direction, parameter, ContractResult)
     contract_seconds: float = 0.0  # wall time of its contract checks, reading data and importing GX included
     peak_memory_mb: float | None = None  # the step kernel's peak resident memory
+    cache_source: str | None = None  # cached: the run id of the execution that produced the outputs
 
 
 @dataclass
@@ -57,7 +58,8 @@ class _Terminated(BaseException):
     """SIGTERM, turned into an exception in the main thread so cleanup runs."""
 
 
-def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | None = None) -> RunResult:
+def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | None = None,
+        cache_options=None) -> RunResult:
     """Run every step, then the gates and promotion. Raises StepFailure if a step crashed,
     GateFailure if a contract or gate failed, Interrupted on Ctrl-C / SIGTERM at any phase."""
     from kit.run import progress as progress_module
@@ -68,7 +70,7 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
     state: dict[str, Any] = {}  # what exists so far, for the interrupt's clean-up
     previous = _catch_sigterm()
     try:
-        return _run(plan, jobs, progress, overrides or {}, started, state)
+        return _run(plan, jobs, progress, overrides or {}, started, state, cache_options)
     except (KeyboardInterrupt, _Terminated) as stop:
         signum = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
         where = checkpoint.where()
@@ -80,14 +82,19 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
         progress.close()
 
 
-def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: float, state: dict) -> RunResult:
+def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: float, state: dict,
+         cache_options=None) -> RunResult:
+    from kit.run.cache_session import CacheOptions, Session
+
     pipeline = plan.pipeline
     checkpoint.reset("start")
     tracker = state["tracker"] = PipelineTracker(pipeline.root, pipeline.name)
+    caching = Session(plan, tracker.client, tracker.experiment_id, tracker.tracking_uri, cache_options or CacheOptions())
+    caching.check_only()  # before the pipeline run exists: a missing upstream is bad input
     run_id = tracker.start(pipeline, overrides, plan=plan)
     folder = workspace.create(pipeline.root, pipeline.name, run_id)
     result = state["result"] = RunResult(run_id, tracker.experiment_id, tracker.tracking_uri, folder, {})
-    scheduler = _Scheduler(plan, tracker, folder, progress, result)
+    scheduler = _Scheduler(plan, tracker, folder, progress, result, caching)
     checkpoint.checkpoint("start")
 
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="kit-step") as pool:
@@ -104,7 +111,7 @@ def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: fl
         _finish(tracker, result, "FAILED", started)
         only_contracts = all(s.contract_failed for s in result.failed)
         raise (GateFailure if only_contracts else StepFailure)(_failure_report(result))
-    if plan.gates or pipeline.spec.promotions:
+    if (plan.gates or pipeline.spec.promotions) and not caching.options.partial:  # --only: nothing to gate
         from kit.run.promotion import gatekeep
 
         gates_started = time.monotonic()
@@ -118,6 +125,7 @@ def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: fl
             _finish(tracker, result, "FAILED", started)
             raise GateFailure(result.promotion.report())
     _finish(tracker, result, "FINISHED", started)
+    caching.record_pipeline(run_id, folder)
     return result
 
 
@@ -176,10 +184,11 @@ def _signals_held():
 
 
 class _Scheduler:
-    def __init__(self, plan: Plan, tracker: PipelineTracker, folder: Path, progress, result: RunResult):
+    def __init__(self, plan: Plan, tracker: PipelineTracker, folder: Path, progress, result: RunResult, caching):
         self.plan, self.pipeline = plan, plan.pipeline
         self.tracker, self.folder, self.progress, self.result = tracker, folder, progress, result
-        self.pending = list(self.pipeline.steps)
+        self.cache = caching
+        self.pending = [name for name in self.pipeline.steps if name in caching.selected]
         self.running: dict[Future, tuple[Step, Execution, StepResult, float]] = {}
 
     def loop(self, pool: ThreadPoolExecutor) -> None:
@@ -206,7 +215,7 @@ class _Scheduler:
                 reason = f"needs {blocked[0]!r}, which did not finish"
                 self.result.steps[name] = StepResult(name, "skipped", error=reason)
                 self.progress.step_skipped(name, reason)
-            elif all(state == "done" for state in states.values()):
+            elif all(state in ("done", "cached") for state in states.values()):
                 self.pending.remove(name)
                 self._submit(pool, step)
 
@@ -215,6 +224,11 @@ class _Scheduler:
         outputs = {param: step_dir / name for param, name in step.outputs.items()}
         inputs = {param: self.result.steps[up].outputs[out] for param, (up, out) in step.inputs.items()}
         injected = {**step.parameters, **{k: str(v) for k, v in {**inputs, **outputs}.items()}}
+        started = time.monotonic()
+        hit = self.cache.try_restore(step, inputs, outputs)
+        if hit is not None:
+            self._cached(step, hit, injected, outputs, started)
+            return
         run_id = self.tracker.start_step(step, injected)
         env = {
             "MLFLOW_TRACKING_URI": self.tracker.tracking_uri,
@@ -239,6 +253,16 @@ class _Scheduler:
         self.progress.step_started(step.name)
         job = _StepJob(self.plan, step, execution, step_result, inputs)
         self.running[pool.submit(job)] = (step, execution, step_result, time.monotonic())
+
+    def _cached(self, step: Step, hit, injected: dict[str, Any], outputs: dict[str, Path], started: float) -> None:
+        """Outputs restored from the cache: a step run that says where they came from."""
+        run_id = self.tracker.start_step(step, injected)
+        step_result = StepResult(step.name, "cached", run_id=run_id, outputs=outputs, cache_source=hit.entry.run_id)
+        self.result.steps[step.name] = step_result
+        step_result.duration = time.monotonic() - started
+        self.tracker.finish_step(run_id, "FINISHED", step_result.duration, None, outputs)
+        self.cache.log_cached(run_id, hit)
+        self.progress.step_finished(step.name, "cached", f"outputs of run {hit.entry.run_id}")
 
     def _cell(self, step: str, number: int, total: int) -> None:
         checkpoint.checkpoint("step", f"step {step!r}, cell {number} of {total}")
@@ -275,6 +299,8 @@ class _Scheduler:
         self.tracker.finish_step(step_result.run_id, status, step_result.duration, step_result.notebook,
                                  step_result.outputs if step_result.state == "done" else {}, step_result.error,
                                  contract_failed=step_result.contract_failed)
+        if step_result.state == "done":
+            self.cache.record(step, step_result.run_id, step_result.outputs)
 
     def stop_all(self, pool: ThreadPoolExecutor, reason: str) -> None:
         """Kill every running kernel, wait for their threads, and mark their runs KILLED."""
@@ -399,7 +425,7 @@ def _summary(result: RunResult) -> dict[str, Any]:
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
         "steps": {
             name: {"state": s.state, "run_id": s.run_id, "duration_s": round(s.duration, 3), "error": s.error,
-                   "peak_memory_mb": s.peak_memory_mb}
+                   "peak_memory_mb": s.peak_memory_mb, "cache_source_run": s.cache_source}
             for name, s in result.steps.items()
         },
     }
