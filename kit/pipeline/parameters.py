@@ -39,18 +39,41 @@ def has_parameters_cell(notebook: Path) -> bool:
 
 def declared_parameters(notebook: Path) -> dict[str, Declared]:
     """The names and defaults of the notebook's parameters cell, in order."""
-    import papermill
+    found = _assignments(notebook)
+    if found is None:  # not plain Python (magics, syntax papermill's own parser tolerates)
+        import papermill
 
-    found = papermill.inspect_notebook(str(notebook))
+        found = {name: info["default"] for name, info in papermill.inspect_notebook(str(notebook)).items()}
     declared = {}
-    for name, info in found.items():
-        source = info["default"]
+    for name, source in found.items():
         try:
             default = ast.literal_eval(source)
         except (ValueError, SyntaxError):
             default = _UNKNOWN
         declared[name] = Declared(name, source, default)
     return declared
+
+
+def _assignments(notebook: Path) -> dict[str, str] | None:
+    """`name = value` (or `name: type = value`) at the top of the parameters cell: name -> value's
+    source. Read with json and ast: importing papermill (and nbformat) costs a second or more."""
+    with open(notebook, encoding="utf-8") as handle:
+        cells = json.load(handle).get("cells", [])
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return {}
+    source = "".join(cell.get("source", "")) if isinstance(cell.get("source"), list) else cell.get("source", "")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            found[node.targets[0].id] = ast.get_source_segment(source, node.value)
+        elif isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name):
+            found[node.target.id] = ast.get_source_segment(source, node.value)
+    return found
 
 
 def parse_cli_value(text: str) -> Any:

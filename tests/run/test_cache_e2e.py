@@ -122,7 +122,11 @@ def test_markdown_and_outputs_do_not_count_code_and_parameters_do(project, chain
     run(project, str(chain), "-p", "b.factor=2")  # a parameter: that step and what follows
     assert executed(project) == ["b", "c"]
 
-    edit_code(project, "b.ipynb", "# a comment is code")
+    edit_code(project, "b.ipynb", "# a comment is code")  # b runs again, writes the same bytes: c is cached
+    run(project, str(chain), "-p", "b.factor=2")
+    assert executed(project) == ["b"]
+
+    edit_code(project, "b.ipynb", "pathlib.Path(out_path).write_text('edited')")  # other bytes: c runs too
     run(project, str(chain), "-p", "b.factor=2")
     assert executed(project) == ["b", "c"]
 
