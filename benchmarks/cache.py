@@ -97,8 +97,8 @@ def edit_evaluate(project: Scratch, round_number: int) -> None:
     nbformat.write(nb, path)
 
 
-def evaluate_seconds(project: Scratch) -> tuple[float, list[str]]:
-    """The latest evaluate step's own duration, and the steps the latest run executed."""
+def evaluate_seconds(project: Scratch) -> tuple[float, float, list[str]]:
+    """The latest evaluate step's own duration, the run's gates and promotion, and the steps it executed."""
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{project.root / 'mlruns' / 'mlflow.db'}")
@@ -108,7 +108,7 @@ def evaluate_seconds(project: Scratch) -> tuple[float, list[str]]:
     steps = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     evaluate = next(r for r in steps if r.data.tags.get("kit.step") == "evaluate")
     executed = sorted(r.data.tags["kit.step"] for r in steps if r.data.tags.get("kit.status") != "cached")
-    return evaluate.data.metrics["duration_s"], executed
+    return evaluate.data.metrics["duration_s"], parent.data.metrics.get("kit.gates_s", 0.0), executed
 
 
 def ctr(rows: int, repeats: int) -> dict:
@@ -116,17 +116,20 @@ def ctr(rows: int, repeats: int) -> dict:
         project = ctr_project(Path(tmp))
         args = ("run", "pipelines/ctr.yaml", "-p", f"logs.rows={rows}")
         full, _ = timed_kit(project, *args)
-        walls, steps, executed = [], [], []
+        walls, steps, gates, executed = [], [], [], []
         for round_number in range(repeats + 1):  # round 0: warm-up
             edit_evaluate(project, round_number)
             wall, _ = timed_kit(project, *args)
-            step_s, ran = evaluate_seconds(project)
+            step_s, gates_s, ran = evaluate_seconds(project)
             if round_number:
-                walls.append(wall), steps.append(step_s), executed.append(ran)
+                walls.append(wall), steps.append(step_s), gates.append(gates_s), executed.append(ran)
     overhead = [w - s for w, s in zip(walls, steps)]
+    besides_gates = [w - s - g for w, s, g in zip(walls, steps, gates)]
     return {"rows": rows, "full_run_s": full, "rerun_s": walls, "evaluate_step_s": steps, "executed": executed,
             "rerun_p50_s": percentile(walls, 50), "evaluate_step_p50_s": percentile(steps, 50),
-            "besides_evaluate_p50_s": percentile(overhead, 50)}
+            "gates_s": gates, "gates_p50_s": percentile(gates, 50),
+            "besides_evaluate_p50_s": percentile(overhead, 50),
+            "besides_evaluate_and_gates_p50_s": percentile(besides_gates, 50)}
 
 
 def main() -> None:
@@ -149,7 +152,9 @@ def main() -> None:
                  (f"CTR re-run after editing evaluate (p50 of {args.ctr_repeats})", f"{c['rerun_p50_s']:.2f} s",
                   f"executed: {', '.join(c['executed'][-1])}"),
                  ("  of which the evaluate step", f"{c['evaluate_step_p50_s']:.2f} s", ""),
-                 ("  everything besides the evaluate step", f"{c['besides_evaluate_p50_s']:.2f} s", "target <= 2 s")]
+                 ("  everything besides the evaluate step", f"{c['besides_evaluate_p50_s']:.2f} s", "target <= 2 s"),
+                 ("  of which gates and promotion (always run)", f"{c['gates_p50_s']:.2f} s", ""),
+                 ("  besides evaluate, gates and promotion", f"{c['besides_evaluate_and_gates_p50_s']:.2f} s", "")]
     table([("measure (whole processes, interleaved)", "wall", "note"), *rows], note=f"p50: {DEFINITION}")
     save("cache", results)
 

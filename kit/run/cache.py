@@ -135,7 +135,10 @@ def describe_outputs(outputs: dict[str, Path], hash_of) -> dict[str, dict]:
 
 def record(client, run_id: str, entry: Entry, index: Index) -> None:
     """Make a finished step run findable by its key: outputs tag first, the key last."""
-    client.set_tag(run_id, OUTPUTS_TAG, json.dumps(entry.outputs, sort_keys=True))
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(OUTPUTS_TAG, json.dumps(entry.outputs, sort_keys=True)),
+                                   RunTag("kit.pipeline", entry.pipeline)])
     client.set_tag(run_id, KEY_TAG, entry.key)
     index.write(entry)
 
