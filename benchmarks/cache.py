@@ -46,11 +46,11 @@ def trivial_project(root: Path) -> Scratch:
     return project
 
 
-def timed_kit(project: Scratch, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+def timed_kit(project: Scratch, *args: str, allowed: tuple[int, ...] = (0,)) -> tuple[float, subprocess.CompletedProcess]:
     started = time.perf_counter()
     done = project.kit(*args)
     wall = time.perf_counter() - started
-    if done.returncode != 0:
+    if done.returncode not in allowed:
         raise SystemExit(f"kit {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return wall, done
 
@@ -115,17 +115,20 @@ def ctr(rows: int, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         project = ctr_project(Path(tmp))
         args = ("run", "pipelines/ctr.yaml", "-p", f"logs.rows={rows}")
-        full, _ = timed_kit(project, *args)
-        walls, steps, gates, executed = [], [], [], []
+        # Exit 3 (a latency gate failed on a loaded machine) still ran every step and every gate:
+        # what this measures. The gate outcomes are recorded beside the figures.
+        full, _ = timed_kit(project, *args, allowed=(0, 3))
+        walls, steps, gates, executed, codes = [], [], [], [], []
         for round_number in range(repeats + 1):  # round 0: warm-up
             edit_evaluate(project, round_number)
-            wall, _ = timed_kit(project, *args)
+            wall, done = timed_kit(project, *args, allowed=(0, 3))
+            codes.append(done.returncode)
             step_s, gates_s, ran = evaluate_seconds(project)
             if round_number:
                 walls.append(wall), steps.append(step_s), gates.append(gates_s), executed.append(ran)
     overhead = [w - s for w, s in zip(walls, steps)]
     besides_gates = [w - s - g for w, s, g in zip(walls, steps, gates)]
-    return {"rows": rows, "full_run_s": full, "rerun_s": walls, "evaluate_step_s": steps, "executed": executed,
+    return {"rows": rows, "exit_codes": codes, "full_run_s": full, "rerun_s": walls, "evaluate_step_s": steps, "executed": executed,
             "rerun_p50_s": percentile(walls, 50), "evaluate_step_p50_s": percentile(steps, 50),
             "gates_s": gates, "gates_p50_s": percentile(gates, 50),
             "besides_evaluate_p50_s": percentile(overhead, 50),
