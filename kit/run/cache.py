@@ -34,6 +34,14 @@ OWN_METRICS = ("duration_s", "peak_memory_mb")
 COPIED_TAG_PREFIXES = ("kit.contract.", "kit.data.")
 
 
+@dataclass(frozen=True)
+class RecordedCheck:
+    """A contract check the producing run passed, as its tags recorded it (for a version's evidence)."""
+
+    success: bool
+    data_sha256: str | None
+
+
 class Miss(Exception):
     """A cache entry that cannot be used (the message says why)."""
 
@@ -207,9 +215,10 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def log_cached(client, run_id: str, entry: Entry) -> None:
+def log_cached(client, run_id: str, entry: Entry) -> list[tuple[str, str, RecordedCheck]]:
     """Make a cached step run look like the run that produced its outputs, to gates and the UI:
-    the producer's metrics and contract tags, and where they came from."""
+    the producer's metrics and contract tags, and where they came from. Returns the producer's
+    contract checks as (direction, parameter, check), as a step's result holds them."""
     from mlflow.entities import Metric, RunTag
 
     now = int(time.time() * 1000)
@@ -224,6 +233,10 @@ def log_cached(client, run_id: str, entry: Entry) -> None:
         metrics = [Metric(k, v, now, 0) for k, v in source.data.metrics.items() if k not in OWN_METRICS]
         tags += [RunTag(k, v) for k, v in source.data.tags.items() if k.startswith(COPIED_TAG_PREFIXES)]
     client.log_batch(run_id, metrics=metrics, tags=tags)
+    found = source.data.tags if source is not None else {}
+    prefix = "kit.contract."
+    return [("cached", key[len(prefix):], RecordedCheck(value == "passed", found.get(f"kit.data.{key[len(prefix):]}.sha256")))
+            for key, value in found.items() if key.startswith(prefix)]
 
 
 def producer_runs(client) -> list:

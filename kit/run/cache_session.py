@@ -145,8 +145,8 @@ class Session:
             self.hashes[path] = hashes[param]
         return Hit(entry, key)
 
-    def log_cached(self, run_id: str, hit: Hit) -> None:
-        cache.log_cached(self.client, run_id, hit.entry)
+    def log_cached(self, run_id: str, hit: Hit) -> list:
+        return cache.log_cached(self.client, run_id, hit.entry)
 
     def record(self, step, run_id: str, outputs: dict[str, Path]) -> None:
         """A step executed successfully: make its outputs an entry under its key."""

@@ -261,7 +261,7 @@ class _Scheduler:
         self.result.steps[step.name] = step_result
         step_result.duration = time.monotonic() - started
         self.tracker.finish_step(run_id, "FINISHED", step_result.duration, None, outputs)
-        self.cache.log_cached(run_id, hit)
+        step_result.checks = self.cache.log_cached(run_id, hit)  # the producer's contract results, as evidence
         self.progress.step_finished(step.name, "cached", f"outputs of run {hit.entry.run_id}")
 
     def _cell(self, step: str, number: int, total: int) -> None:

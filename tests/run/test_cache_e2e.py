@@ -152,6 +152,10 @@ def test_contract_and_lock_are_in_the_key(project, chain):
     chain.write_text(text)
     run(project, str(chain))
     executed(project)
+    edit_code(project, "c.ipynb", "print('changed')")
+    run(project, str(chain))
+    assert executed(project) == ["c"]
+    assert last_runs(project)["b"].data.tags["kit.contract.out_path"] == "passed"  # the producer's result, copied
 
     contract.write_text(json.dumps({"expectations": [
         {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1, "max_value": 11}}]}))
