@@ -43,6 +43,17 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
     run.add_argument("--junit", type=Path, metavar="FILE.xml",
                      help="also write the run as JUnit XML (a test case per step, contract check and gate) for CI; "
                           "written whatever the exit code")
+    run.add_argument("--force", action="append", nargs="?", const="*", default=[], metavar="STEP",
+                     help="execute steps even if the cache holds their outputs: every step, or STEP and everything "
+                          "downstream of it (repeatable; put it after PIPELINE)")
+    run.add_argument("--only", nargs="+", default=[], metavar="STEP",
+                     help="run just these steps; the steps they need come from the cache (exit 2 if one is not there)")
+
+    cache = commands.add_parser("cache", help="the step cache: list its entries, prune old ones")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    cache_commands.add_parser("list", help="every cached step result in the tracking store")
+    prune = cache_commands.add_parser("prune", help="forget cache entries older than DAYS (their runs stay as history)")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
 
     validate = commands.add_parser("validate", help="check the pipeline file and parameters without running anything")
     pipeline_args(validate)
@@ -236,17 +247,39 @@ def cmd_run(args) -> int:
 
 
 def _run(args, ended: dict) -> int:
-    from kit.run import run
+    from kit.run.cache_session import CacheOptions, check_options, up_to_date
 
     plan, layers = _load(args)
     ended["plan"] = plan
+    options = CacheOptions(force=tuple(args.force), only=tuple(args.only))
+    check_options(plan.pipeline, options)
+    if not options.force and not options.only and args.junit is None:
+        # Before MLflow is imported (seconds): a pipeline whose every step is served by the cache
+        # and that has no gates or promotion would only repeat its last run. (With --junit the run
+        # goes the normal way, so the report has a case per cached step.)
+        record = up_to_date(plan)
+        if record is not None:
+            count = len(plan.pipeline.steps)
+            print(f"pipeline {plan.name}: up to date, all {count} steps cached (nothing changed since MLflow run "
+                  f"{record['run_id']}); nothing executed or recorded, use --force to execute again")
+            print(f"  workspace  {record['workspace']}")
+            return 0
+    from kit.run import run
+
     merged: dict = {}
     for layer in layers:
         for step, values in layer.items():
             merged.setdefault(step, {}).update(values)
-    result = run(plan, jobs=args.jobs, overrides=merged, on_end=lambda result: ended.update(result=result))
+    result = run(plan, jobs=args.jobs, overrides=merged, on_end=lambda result: ended.update(result=result),
+                 cache_options=options)
     count = len(result.steps)
-    print(f"pipeline {plan.name}: {'1 step' if count == 1 else f'all {count} steps'} done")
+    cached = [name for name, step in result.steps.items() if step.state == "cached"]
+    done = f"{'1 step' if count == 1 else f'all {count} steps'} done"
+    if cached:
+        done += f" ({len(cached)} cached: {', '.join(cached)})"
+    print(f"pipeline {plan.name}: {done}")
+    if options.only and (plan.gates or plan.pipeline.spec.promotions):
+        print("  gates and promotion not run: --only runs part of the pipeline")
     if result.promotion is not None:
         print(result.promotion.report())
     print(f"  MLflow run {result.run_id} (experiment {plan.name}) in {result.tracking_uri}")
@@ -365,14 +398,30 @@ def cmd_server(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    from kit.project import find_root
+    from kit.run import cache
+
+    root = find_root()
+    if args.cache_command == "list":
+        print(cache.listing(root))
+        return 0
+    if args.older_than < 0:
+        raise SpecError(f"--older-than {args.older_than:g}: DAYS must be 0 or more")
+    pruned, kept = cache.prune(root, args.older_than)
+    print(f"pruned {pruned} cache entries older than {args.older_than:g} days, kept {kept} "
+          "(the runs and their artifacts stay in the store as history)")
+    return 0
+
+
 def cmd_target(args) -> int:
     """`kit serve TARGET` and `kit deploy TARGET`: the target's own command runs."""
     return args.target_command.run(args)
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "dev": cmd_dev, "contract": cmd_contract, "models": cmd_models,
-            "promote": cmd_promote, "rollback": cmd_rollback, "server": cmd_server, "serve": cmd_target,
-            "deploy": cmd_target}
+            "promote": cmd_promote, "rollback": cmd_rollback, "server": cmd_server, "cache": cmd_cache,
+            "serve": cmd_target, "deploy": cmd_target}
 
 if __name__ == "__main__":
     sys.exit(main())

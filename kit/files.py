@@ -12,6 +12,18 @@ def sha256_file(path: str | Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def sha256_tree(path: str | Path) -> str:
+    """Hex SHA-256 of a file, or of a folder: every file's relative path and content hash, in
+    sorted order (so the same files give the same hash wherever the folder lives)."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256(b"folder\0")
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{item.relative_to(path).as_posix()}\0{sha256_file(item)}\n".encode())
+    return digest.hexdigest()
+
+
 def folder_size(path: str | Path) -> int:
     """Bytes of a file, or of every file under a folder (links followed only at the top)."""
     path = Path(path)

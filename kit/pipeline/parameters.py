@@ -38,15 +38,11 @@ def has_parameters_cell(notebook: Path) -> bool:
 
 def declared_parameters(notebook: Path) -> dict[str, Declared]:
     """The names and defaults of the notebook's parameters cell, in order (`.ipynb` or Jupytext `.py`)."""
-    import papermill
-
-    if notebooks.is_text(notebook):
-        found = _inspect_in_memory(notebook)
-    else:
-        found = papermill.inspect_notebook(str(notebook))
+    found = _assignments(notebook)
+    if found is None:  # not plain Python (magics, syntax papermill's own parser tolerates)
+        found = {name: info["default"] for name, info in _inspect(notebook).items()}
     declared = {}
-    for name, info in found.items():
-        source = info["default"]
+    for name, source in found.items():
         try:
             default = ast.literal_eval(source)
         except (ValueError, SyntaxError):
@@ -55,11 +51,35 @@ def declared_parameters(notebook: Path) -> dict[str, Declared]:
     return declared
 
 
-def _inspect_in_memory(notebook: Path) -> dict[str, dict]:
-    """papermill's translator inspecting the parameters cell of a notebook read through
-    Jupytext (papermill's `inspect_notebook` reads only a path it can parse as JSON)."""
+def _assignments(notebook: Path) -> dict[str, str] | None:
+    """`name = value` (or `name: type = value`) at the top of the parameters cell: name -> value's
+    source. Read with ast from the cells as plain dicts: importing papermill (and nbformat) costs a
+    second or more, and the cache's up-to-date check runs before either is needed."""
+    cell = next((c for c in notebooks.cells(notebook) if "parameters" in c["metadata"].get("tags", [])), None)
+    if cell is None:
+        return {}
+    source = cell["source"]
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            found[node.targets[0].id] = ast.get_source_segment(source, node.value)
+        elif isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name):
+            found[node.target.id] = ast.get_source_segment(source, node.value)
+    return found
+
+
+def _inspect(notebook: Path) -> dict[str, dict]:
+    """papermill's own reading of the parameters cell; for a Jupytext `.py`, its translator on the
+    notebook read in memory (papermill's `inspect_notebook` reads only a path it can parse as JSON)."""
+    import papermill
     from papermill.translators import papermill_translators
 
+    if not notebooks.is_text(notebook):
+        return papermill.inspect_notebook(str(notebook))
     nb = notebooks.read(notebook)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     kernelspec = nb.metadata.get("kernelspec", {})

@@ -49,6 +49,13 @@ class StepSpec(BaseModel):
     )
     evaluation: EvaluationSpec | None = Field(default=None, description="evaluation rows and metric function, "
                                                                         "for re-scoring the champion")
+    cache: bool = Field(
+        default=True,
+        description="reuse the outputs of an earlier successful execution with the same cache key (the "
+                    "notebook's code cells, the parameters, the content of the inputs, the contract files, the "
+                    "lock hash and the kit version) instead of executing the step; false for a step that reads "
+                    "a live source (a database, an API, today's date)",
+    )
 
     @model_validator(mode="after")
     def _evaluation_files(self):

@@ -23,11 +23,11 @@ class Plan:
 
 
 def load_plan(path: str | Path, overrides: list | None = None, root: Path | None = None) -> Plan:
-    from kit import gates
-
     pipeline = pipeline_module.load(path, root=root, overrides=overrides)
     problems, parsed = [], []
     for index, config in enumerate(pipeline.spec.gates):
+        from kit import gates  # here: it imports numpy, and most pipelines without gates need none of it
+
         try:
             parsed.append(gates.parse(config, pipeline.where("gates", index)))
         except SpecError as exc:

@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 
-SYMBOLS = {"pending": "·", "running": "▶", "done": "✔", "failed": "✘", "skipped": "–", "killed": "■"}
+SYMBOLS = {"pending": "·", "running": "▶", "done": "✔", "failed": "✘", "skipped": "–", "killed": "■", "cached": "↺"}
 
 
 class PlainProgress:

@@ -28,7 +28,7 @@ POLL_SECONDS = 0.25  # how often running steps are checked against their timeout
 @dataclass
 class StepResult:
     name: str
-    state: str  # done | failed | killed | skipped
+    state: str  # done | cached | failed | killed | skipped
     run_id: str | None = None
     duration: float = 0.0
     notebook: Path | None = None
@@ -38,6 +38,7 @@ class StepResult:
     checks: list = field(default_factory=list)  # (direction, parameter, ContractResult)
     contract_seconds: float = 0.0  # wall time of its contract checks, reading data and importing GX included
     peak_memory_mb: float | None = None  # the step kernel's peak resident memory
+    cache_source: str | None = None  # cached: the run id of the execution that produced the outputs
 
 
 @dataclass
@@ -60,7 +61,7 @@ class _Terminated(BaseException):
 
 
 def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | None = None,
-        on_end=None) -> RunResult:
+        on_end=None, cache_options=None) -> RunResult:
     """Run every step, then the gates and promotion. Raises StepFailure if a step crashed,
     GateFailure if a contract or gate failed, Interrupted on Ctrl-C / SIGTERM at any phase.
     `on_end(result)` is called with the result as far as it got, however the run ends (reports)."""
@@ -72,7 +73,7 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
     state: dict[str, Any] = {}  # what exists so far, for the interrupt's clean-up
     previous = _catch_sigterm()
     try:
-        return _run(plan, jobs, progress, overrides or {}, started, state)
+        return _run(plan, jobs, progress, overrides or {}, started, state, cache_options)
     except (KeyboardInterrupt, _Terminated) as stop:
         signum = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
         where = checkpoint.where()
@@ -90,17 +91,24 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
             on_end(state["result"])
 
 
-def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: float, state: dict) -> RunResult:
+def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: float, state: dict,
+         cache_options=None) -> RunResult:
+    from kit.run.cache_session import CacheOptions, Session, expected_executions
+
     pipeline = plan.pipeline
+    cache_options = cache_options or CacheOptions()
     checkpoint.reset("start")
-    # The first kernels start now, while MLflow is imported and the store opened (seconds).
-    kernels = state["kernels"] = _warm_kernels(pipeline)
+    # The first kernels start now, while MLflow is imported and the store opened (seconds); only
+    # as many as steps the local cache index says will execute.
+    kernels = state["kernels"] = _warm_kernels(pipeline, expected_executions(plan, cache_options))
     renderer = state["renderer"] = Renderer()
     tracker = state["tracker"] = PipelineTracker(pipeline.root, pipeline.name)
+    caching = Session(plan, tracker.client, tracker.experiment_id, tracker.tracking_uri, cache_options)
+    caching.check_only()  # before the pipeline run exists: a missing upstream is bad input
     run_id = tracker.start(pipeline, overrides, plan=plan)
     folder = workspace.create(pipeline.root, pipeline.name, run_id)
     result = state["result"] = RunResult(run_id, tracker.experiment_id, tracker.tracking_uri, folder, {})
-    scheduler = _Scheduler(plan, tracker, folder, progress, result, kernels=kernels, renderer=renderer)
+    scheduler = _Scheduler(plan, tracker, folder, progress, result, caching, kernels=kernels, renderer=renderer)
     checkpoint.checkpoint("start")
 
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="kit-step") as pool:
@@ -118,7 +126,7 @@ def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: fl
         _finish(tracker, result, "FAILED", started)
         only_contracts = all(s.contract_failed for s in result.failed)
         raise (GateFailure if only_contracts else StepFailure)(_failure_report(result))
-    if plan.gates or pipeline.spec.promotions:
+    if (plan.gates or pipeline.spec.promotions) and not caching.options.partial:  # --only: nothing to gate
         from kit.run.promotion import gatekeep
 
         gates_started = time.monotonic()
@@ -132,15 +140,16 @@ def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: fl
             _finish(tracker, result, "FAILED", started)
             raise GateFailure(result.promotion.report())
     _finish(tracker, result, "FINISHED", started)
+    caching.record_pipeline(run_id, folder)
     return result
 
 
-def _warm_kernels(pipeline) -> WarmKernels:
+def _warm_kernels(pipeline, count: int) -> WarmKernels:
     from kit import store
 
     env = {"MLFLOW_TRACKING_URI": store.tracking_uri(pipeline.root), "MLFLOW_DISABLE_TELEMETRY": "true",
            "KIT_PROJECT_ROOT": str(pipeline.root)}
-    return WarmKernels(pipeline.spec.kernel, len(pipeline.steps), env, cwd=pipeline.root)
+    return WarmKernels(pipeline.spec.kernel, count, env, cwd=pipeline.root)
 
 
 def _close_helpers(state: dict) -> None:
@@ -204,12 +213,13 @@ def _signals_held():
 
 
 class _Scheduler:
-    def __init__(self, plan: Plan, tracker: PipelineTracker, folder: Path, progress, result: RunResult,
+    def __init__(self, plan: Plan, tracker: PipelineTracker, folder: Path, progress, result: RunResult, caching,
                  kernels: WarmKernels, renderer: Renderer):
         self.plan, self.pipeline = plan, plan.pipeline
         self.kernels, self.renderer = kernels, renderer
         self.tracker, self.folder, self.progress, self.result = tracker, folder, progress, result
-        self.pending = list(self.pipeline.steps)
+        self.cache = caching
+        self.pending = [name for name in self.pipeline.steps if name in caching.selected]
         self.running: dict[Future, tuple[Step, Execution, StepResult, float]] = {}
 
     def loop(self, pool: ThreadPoolExecutor) -> None:
@@ -236,7 +246,7 @@ class _Scheduler:
                 reason = f"needs {blocked[0]!r}, which did not finish"
                 self.result.steps[name] = StepResult(name, "skipped", error=reason)
                 self.progress.step_skipped(name, reason)
-            elif all(state == "done" for state in states.values()):
+            elif all(state in ("done", "cached") for state in states.values()):
                 self.pending.remove(name)
                 self._submit(pool, step)
 
@@ -245,6 +255,11 @@ class _Scheduler:
         outputs = {param: step_dir / name for param, name in step.outputs.items()}
         inputs = {param: self.result.steps[up].outputs[out] for param, (up, out) in step.inputs.items()}
         injected = {**step.parameters, **{k: str(v) for k, v in {**inputs, **outputs}.items()}}
+        started = time.monotonic()
+        hit = self.cache.try_restore(step, inputs, outputs)
+        if hit is not None:
+            self._cached(step, hit, injected, outputs, started)
+            return
         run_id = self.tracker.start_step(step, injected)
         env = {
             "MLFLOW_TRACKING_URI": self.tracker.tracking_uri,
@@ -270,6 +285,16 @@ class _Scheduler:
         self.progress.step_started(step.name)
         job = _StepJob(self.plan, step, execution, step_result, inputs)
         self.running[pool.submit(job)] = (step, execution, step_result, time.monotonic())
+
+    def _cached(self, step: Step, hit, injected: dict[str, Any], outputs: dict[str, Path], started: float) -> None:
+        """Outputs restored from the cache: a step run that says where they came from."""
+        run_id = self.tracker.start_step(step, injected)
+        step_result = StepResult(step.name, "cached", run_id=run_id, outputs=outputs, cache_source=hit.entry.run_id)
+        self.result.steps[step.name] = step_result
+        step_result.duration = time.monotonic() - started
+        self.tracker.finish_step(run_id, "FINISHED", step_result.duration, None, outputs)
+        step_result.checks = self.cache.log_cached(run_id, hit)  # the producer's contract results, as evidence
+        self.progress.step_finished(step.name, "cached", f"outputs of run {hit.entry.run_id}")
 
     def _cell(self, step: str, number: int, total: int) -> None:
         checkpoint.checkpoint("step", f"step {step!r}, cell {number} of {total}")
@@ -306,6 +331,8 @@ class _Scheduler:
         self.tracker.finish_step(step_result.run_id, status, step_result.duration, step_result.notebook,
                                  step_result.outputs if step_result.state == "done" else {}, step_result.error,
                                  contract_failed=step_result.contract_failed)
+        if step_result.state == "done":
+            self.cache.record(step, step_result.run_id, step_result.outputs)
         if step_result.notebook is not None and step_result.notebook.is_file():
             run_id = step_result.run_id
             self.renderer.submit(step_result.notebook, lambda page: self.tracker.log_page(run_id, page))
@@ -433,7 +460,7 @@ def _summary(result: RunResult) -> dict[str, Any]:
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
         "steps": {
             name: {"state": s.state, "run_id": s.run_id, "duration_s": round(s.duration, 3), "error": s.error,
-                   "peak_memory_mb": s.peak_memory_mb}
+                   "peak_memory_mb": s.peak_memory_mb, "cache_source_run": s.cache_source}
             for name, s in result.steps.items()
         },
     }
