@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -17,6 +18,65 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 KIT = [sys.executable, "-m", "kit.cli"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving(command: list[str], health_url: str, folder: Path, env: dict[str, str] | None = None,
+            name: str = "server", wait: float = 300):
+    """A server process (in its own session, output in folder/NAME.log), yielded once `health_url`
+    answers 200, and stopped with its children by its process group whatever happens."""
+    import time
+    import urllib.request
+
+    log = open(folder / f"{name}.log", "w")
+    process = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                with urllib.request.urlopen(health_url, timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{name} did not start: {(folder / f'{name}.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory):
+    """A plain MLflow tracking server (SQLite behind it, artifacts proxied, no auth) on a free
+    loopback port: its URI. Tests that need PostgreSQL and users take `team_server`."""
+    folder = tmp_path_factory.mktemp("tracking-server")
+    port = free_port()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+               "--artifacts-destination", str(folder / "artifacts")]
+    uri = f"http://127.0.0.1:{port}"
+    with serving(command, f"{uri}/health", folder, env, name="mlflow-server"):
+        yield uri
 
 
 def ctrl_c_as_a_terminal_sends_it() -> None:

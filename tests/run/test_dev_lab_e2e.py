@@ -6,25 +6,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Project
+from conftest import REPO, Project, free_port, serving
 
 pytestmark = pytest.mark.e2e
 TOKEN = "kit-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -39,26 +31,9 @@ def lab(project: Project, tmp_path_factory):
     command = [str(Path(sys.executable).parent / "jupyter"), "lab", "--allow-root", "--no-browser",
                "--LabApp.extension_manager=readonly", "--LabApp.default_url=/lab/tree/notebooks",
                f"--port={port}", f"--IdentityProvider.token={TOKEN}", str(project.root)]
-    server = subprocess.Popen(command, cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail(f"jupyter lab exited: {server.stderr.read().decode()[-2000:]}")
-                time.sleep(0.5)
-        else:
-            pytest.fail("jupyter lab did not answer within 120 s")
+    with serving(command, f"{base}/api/status?token={TOKEN}", runtime, env, name="jupyter-lab"):
         yield base, env
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def contents(base: str, path: str, model: dict | None = None) -> dict:

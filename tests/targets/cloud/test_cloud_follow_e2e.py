@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from registry.conftest import tracking_server  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -22,7 +21,7 @@ ROW = {"a": 0.5, "b": 1.0}
 
 
 @pytest.fixture
-def two_versions(tracking_server, tmp_path, monkeypatch):  # noqa: F811
+def two_versions(tracking_server, tmp_path, monkeypatch):
     """`linear` v1 and v2 on the server (different fits, so their answers differ), v1 the champion."""
     import mlflow.sklearn
     from mlflow import MlflowClient
