@@ -35,7 +35,8 @@ class PlainProgress:
         self._say(f"[{step}] skipped: {reason}")
 
     def _elapsed(self, step: str) -> str:
-        return f"{time.monotonic() - self.started.get(step, time.monotonic()):.1f}s"
+        now = time.monotonic()  # a cached step never started: 0.0s, not -0.0s
+        return f"{now - self.started.get(step, now):.1f}s"
 
     def close(self) -> None:
         pass
