@@ -104,7 +104,7 @@ class WarmKernels:
         with self._lock:
             km.taken, closed = True, self._closed
         if closed:
-            _discard(km)
+            release(km, now=True)
             raise RuntimeError("the run is stopping; no kernel is started")
         return km
 
@@ -122,7 +122,7 @@ class WarmKernels:
         self._threads.shutdown(wait=True)
         for spare in spares:
             if not spare.cancelled() and spare.exception() is None:
-                _discard(spare.result())
+                release(spare.result(), now=True)
         shutil.rmtree(self._logs, ignore_errors=True)
 
     def _fill(self) -> None:
@@ -142,7 +142,7 @@ class WarmKernels:
                 km.kill_now()
             _wait_until_ready(km)
         except BaseException:
-            _discard(km)
+            release(km, now=True)
             raise
         return km
 
@@ -162,7 +162,7 @@ def hand_over(km: StepKernelManager, env: dict[str, str], cwd: Path, log_path: P
 
 def release(km: StepKernelManager, now: bool = False) -> None:
     """Shut the kernel down (gracefully unless `now`, as nbclient would) and keep its log beside
-    the executed notebook."""
+    the executed notebook (a kernel never handed to a step has no log to keep)."""
     for client in getattr(km, "clients", []):
         client.stop_channels()
     if now:
@@ -173,15 +173,6 @@ def release(km: StepKernelManager, now: bool = False) -> None:
     finally:
         km.close_log()
         _keep_log(km)
-
-
-def _discard(km: StepKernelManager) -> None:
-    km.kill_now()
-    try:
-        if km.has_kernel:
-            run_sync(km.shutdown_kernel)(now=True)
-    finally:
-        km.close_log()
 
 
 def _keep_log(km: StepKernelManager) -> None:
