@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from io import StringIO
 
 JSON = "application/json"
 
@@ -50,20 +49,23 @@ class Scorer:
         return answers
 
     def _score_merged(self, per_request: list[list]) -> list[tuple[int, bytes, str]]:
-        from mlflow.pyfunc.scoring_server import infer_and_parse_data, predictions_to_json
+        from mlflow.pyfunc.scoring_server import infer_and_parse_data
+        from mlflow.utils.proto_json_utils import NumpyEncoder, _get_jsonable_obj
 
         rows = [row for records in per_request for row in records]
         data = infer_and_parse_data({"dataframe_records": rows}, self.input_schema)
         predictions = self.model.predict(data)
         if len(predictions) != len(rows):
             raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows")
+        # Made JSON-able once for the whole batch, as MLflow's predictions_to_json does for one
+        # request, then cut per request: converting each request's slice of a DataFrame costs
+        # ~0.8 ms a request, more than the model call it shares.
+        jsonable = _get_jsonable_obj(predictions, pandas_orient="records")
         answers, start = [], 0
         for records in per_request:
-            part = _rows(predictions, start, start + len(records))
+            part = jsonable[start:start + len(records)]
             start += len(records)
-            out = StringIO()
-            predictions_to_json(part, out)
-            answers.append((200, out.getvalue().encode(), JSON))
+            answers.append((200, json.dumps({"predictions": part}, cls=NumpyEncoder).encode(), JSON))
         return answers
 
     def score_one(self, content_type: str, body: bytes) -> tuple[int, bytes, str]:
@@ -96,12 +98,6 @@ def _records(content_type: str, body: bytes) -> list | None:
     if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
         return None
     return records
-
-
-def _rows(predictions, start: int, stop: int):
-    if hasattr(predictions, "iloc"):
-        return predictions.iloc[start:stop]
-    return predictions[start:stop]
 
 
 def main() -> None:
