@@ -45,7 +45,7 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
                           "written whatever the exit code")
     run.add_argument("--force", action="append", nargs="?", const="*", default=[], metavar="STEP",
                      help="execute steps even if the cache holds their outputs: every step, or STEP and everything "
-                          "downstream of it (repeatable; put it after PIPELINE)")
+                          "downstream of it (repeatable)")
     run.add_argument("--only", nargs="+", default=[], metavar="STEP",
                      help="run just these steps; the steps they need come from the cache (exit 2 if one is not there)")
 
@@ -124,7 +124,7 @@ def exit_code(error: KitError) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _force_before_pipeline(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     parser = build_parser(load_targets=TARGET_COMMANDS if command is None else [command])
     args, extra = parser.parse_known_args(argv)
@@ -140,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"kit {args.command}: interrupted by SIGINT {where()}".rstrip(), file=sys.stderr)
         return 130
+
+
+def _force_before_pipeline(argv: list[str]) -> list[str]:
+    """`kit run --force pipelines/x.yaml`: a bare --force before the pipeline file, not a step
+    named like a pipeline file (argparse would take the file as --force's STEP)."""
+    return ["--force=*" if arg == "--force" and index + 1 < len(argv) and argv[index + 1].endswith((".yaml", ".yml"))
+            else arg for index, arg in enumerate(argv)]
 
 
 def _refusals_as_kit_errors(command, args) -> int:

@@ -103,3 +103,16 @@ def test_restore_refuses_changed_bytes(tmp_path):
     (artifacts / "outputs" / "out" / "o.txt").unlink()
     with pytest.raises(cache.Miss, match="missing from the store"):
         cache.restore(entry, {"out": target})
+
+
+@pytest.mark.parametrize("argv, force, pipeline", [
+    (["run", "--force", "pipelines/x.yaml"], ["*"], "pipelines/x.yaml"),  # before the file: every step
+    (["run", "pipelines/x.yaml", "--force"], ["*"], "pipelines/x.yaml"),
+    (["run", "pipelines/x.yaml", "--force", "train"], ["train"], "pipelines/x.yaml"),
+    (["run", "--force", "train", "p.yml", "--force", "evaluate"], ["train", "evaluate"], "p.yml"),
+])
+def test_force_may_come_before_or_after_the_pipeline_file(argv, force, pipeline):
+    from kit.cli import _force_before_pipeline, build_parser
+
+    args = build_parser(load_targets=[]).parse_args(_force_before_pipeline(argv))
+    assert args.force == force and str(args.pipeline) == pipeline
