@@ -211,7 +211,13 @@ def layer(axes: list[Axis] | tuple[Axis, ...], values: dict[str, Any]) -> Overri
         if axis.name in values:
             nested.setdefault(axis.step, {})[axis.param] = values[axis.name]
             written[(axis.step, axis.param)] = axis.where
-    return Overrides(nested, lambda step=None, param=None, *rest: written.get((step, param), "--grid"))
+
+    def where(step=None, param=None, *rest) -> str:
+        if param is None:  # the step itself (an unknown step): its first axis
+            return next((w for (s, _), w in written.items() if s == step), "--grid")
+        return written.get((step, param), "--grid")
+
+    return Overrides(nested, where)
 
 
 def check_values(pipeline: Pipeline, base: list, axes: list[Axis]) -> None:

@@ -31,7 +31,7 @@ def table(result) -> Table:
         rows.append(["best" if is_best else "", variant.label, *(_cell(variant.values.get(n)) for n in names),
                      "" if variant.metric is None else f"{variant.metric:.6g}", variant.state,
                      f"{variant.seconds:.1f}s" if variant.seconds else "", variant.run_id or "",
-                     _first_line(variant.error)[:160]])
+                     _short(variant.error)])
         classes.append("pass" if is_best else "fail" if variant.state in ("failed", "killed") else "")
     return Table(["", "variant", *names, s.metric_name, "status", "time", "MLflow run", "error"], rows,
                  title=f"sweep of {s.metric_name} ({s.direction}): {result.note}", row_classes=classes)
@@ -130,5 +130,7 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
-def _first_line(text: str | None) -> str:
-    return text.splitlines()[0] if text else ""
+def _short(text: str | None) -> str:
+    """The error's first line, its end kept (where the exception is): the whole one is printed below."""
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= 70 else "..." + line[-67:]
