@@ -220,8 +220,14 @@ def _load(args):
 def cmd_validate(args) -> int:
     from kit.pipeline.parameters import short
 
-    plan, _ = _load(args)
+    plan, layers = _load(args)
     pipeline = plan.pipeline
+    axes = []
+    if pipeline.spec.sweep is not None and pipeline.spec.sweep.grid:  # its values checked as `kit sweep` does
+        from kit.run.sweep.settings import block_axes, check_values
+
+        axes = block_axes(pipeline)
+        check_values(pipeline, layers, axes)
     print(f"{pipeline.path.name}: OK, {len(pipeline.steps)} steps in order: {' -> '.join(pipeline.steps)}")
     if len(pipeline.files) > 1:
         print(f"  merged from {' <- '.join(_relative(f, pipeline.root) for f in pipeline.files)} (extends)")
@@ -233,6 +239,10 @@ def cmd_validate(args) -> int:
     for promotion in pipeline.spec.promotions:
         print(f"  promotes {pipeline.spec.model} ({promotion.source.step}.{promotion.source.output}) "
               f"to alias {promotion.alias!r} when every gate passes")
+    if axes:
+        block = pipeline.spec.sweep
+        print(f"  sweep: {', '.join(f'{a.name} ({a.shown()})' for a in axes)}"
+              + (f" by {block.metric} ({block.direction or 'direction not set'})" if block.metric else ""))
     return 0
 
 

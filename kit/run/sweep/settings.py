@@ -121,7 +121,7 @@ def _range(text: Any) -> Range | None:
     return Range(low, high)
 
 
-def _block_axes(pipeline: Pipeline) -> list[Axis]:
+def block_axes(pipeline: Pipeline) -> list[Axis]:
     block = pipeline.spec.sweep
     axes = []
     for key, value in (block.grid if block else {}).items():
@@ -146,7 +146,7 @@ def settings(pipeline: Pipeline, base: list, *, grid: list[str], random: int | N
     def pick(flag, key):
         return flag if flag is not None else getattr(block, key, None) if block is not None else None
 
-    axes = [parse_grid_option(text) for text in grid] if grid else _block_axes(pipeline)
+    axes = [parse_grid_option(text) for text in grid] if grid else block_axes(pipeline)
     if not axes:
         raise SpecError(f"nothing to sweep: give --grid STEP.PARAM=V1,V2,... or a `sweep: grid:` block in {file}")
     names = [axis.name for axis in axes]

@@ -53,7 +53,7 @@ def show(result, stream=None) -> None:
             rich_table.add_row(*row, style={"pass": "bold green", "fail": "red"}.get(kind))
         Console(file=stream).print(rich_table)
     for variant in result.variants:
-        if variant.state in ("failed", "killed") and variant.error:
+        if variant.state in ("failed", "killed", "not run") and variant.error:
             print(f"{variant.label} {variant.state}: {variant.error}", file=stream)
     stream.flush()
 
@@ -131,6 +131,6 @@ def _cell(value) -> str:
 
 
 def _short(text: str | None) -> str:
-    """The error's first line, its end kept (where the exception is): the whole one is printed below."""
+    """The error's first line, cut: the whole error is printed under the table."""
     line = text.splitlines()[0] if text else ""
-    return line if len(line) <= 70 else "..." + line[-67:]
+    return line if len(line) <= 90 else line[:87] + "..."
