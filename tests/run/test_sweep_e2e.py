@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
+from pathlib import Path
 
 import pytest
 
@@ -103,6 +101,9 @@ def test_grid_of_2x2_runs_4_nested_variants_and_the_shared_step_once(tiny):
     assert "best v" in done.stdout and "train.score = 31" in done.stdout
     logged = {a.path for a in tiny.client().list_artifacts(parent.info.run_id, "sweep")}
     assert {"sweep/variants.csv", "sweep/variants.html", "sweep/train.lr.png", "sweep/train.depth.png"} <= logged
+    table = Path(tiny.client().download_artifacts(parent.info.run_id, "sweep/variants.csv")).read_text().splitlines()
+    assert table[0] == "best,variant,train.lr,train.depth,train.score,status,seconds,run_id,error"
+    assert len(table) == 5 and table[1].startswith("yes,") and f",31.0,done," in table[1] and best in table[1]
 
 
 def test_sweep_block_is_the_same_as_flags_and_flags_override_it(tiny):
@@ -148,6 +149,14 @@ def test_bad_sweep_block_is_exit_2_at_its_line(tiny):
     assert done.returncode == 2
     lines = path.read_text().splitlines()
     assert f"badblock.yaml:{lines.index('  direction: up') + 1}: sweep.direction:" in done.stderr
+
+    path = tiny.pipeline("name: badvalue\n" + STEPS + "sweep:\n  grid:\n    train.depth: [2, deep]\n", "badvalue.yaml")
+    line = path.read_text().splitlines().index("    train.depth: [2, deep]") + 1
+    for args in (("validate", str(path)), ("sweep", str(path), "--metric", "train.score", "--direction", "max")):
+        done = tiny.kit(*args)
+        assert done.returncode == 2, (args, done.stdout + done.stderr)
+        assert (f"badvalue.yaml:{line}: step 'train', parameter 'depth': expected int like the default 3, "
+                f"got str 'deep'") in done.stderr, args
 
 
 def test_a_failing_variant_is_listed_and_the_others_finish(tiny):

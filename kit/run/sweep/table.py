@@ -40,6 +40,9 @@ def table(result) -> Table:
 def show(result, stream=None) -> None:
     stream = stream or sys.stdout
     drawn = table(result)
+    if not any(row[-1] for row in drawn.rows):  # no variant failed: no error column
+        drawn = Table(drawn.columns[:-1], [row[:-1] for row in drawn.rows], drawn.title,
+                      row_classes=drawn.row_classes)
     if not stream.isatty():
         stream.write(table_text(drawn))
     else:
@@ -49,7 +52,9 @@ def show(result, stream=None) -> None:
         rich_table = RichTable(title=drawn.title)
         for column in drawn.columns:
             rich_table.add_column(column, overflow="fold")
+        run = list(drawn.columns).index("MLflow run")
         for row, kind in zip(drawn.rows, drawn.row_classes):
+            row = [cell[:8] if i == run else cell for i, cell in enumerate(row)]  # the best's whole id is printed below
             rich_table.add_row(*row, style={"pass": "bold green", "fail": "red"}.get(kind))
         Console(file=stream).print(rich_table)
     for variant in result.variants:
@@ -59,12 +64,17 @@ def show(result, stream=None) -> None:
 
 
 def csv_text(result) -> str:
-    drawn = table(result)
+    """The table for analysis: full-precision metric, seconds as a number, the error's whole first line."""
+    names = [axis.name for axis in result.settings.axes]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["best", *drawn.columns[1:]])
-    for row in drawn.rows:
-        writer.writerow(row)
+    writer.writerow(["best", "variant", *names, result.settings.metric_name, "status", "seconds", "run_id", "error"])
+    for variant in ordered(result):
+        writer.writerow(["yes" if variant is result.best else "", variant.number,
+                         *(_cell(variant.values.get(n)) for n in names),
+                         "" if variant.metric is None else repr(variant.metric), variant.state,
+                         round(variant.seconds, 3), variant.run_id or "",
+                         variant.error.splitlines()[0] if variant.error else ""])
     return out.getvalue()
 
 
