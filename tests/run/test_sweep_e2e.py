@@ -169,25 +169,28 @@ def test_a_failing_variant_is_listed_and_the_others_finish(tiny):
     assert variants[2].info.status == "FINISHED" and parent.data.tags["kit.sweep.best_variant"] == "2"
     assert parent.data.metrics["variants_failed"] == 1 and parent.data.metrics["variants_done"] == 1
 
-    every = tiny.kit("sweep", "pipelines/tiny.yaml", "--grid", "train.lr=0.5", "--metric", "train.score",
-                     "--direction", "max")
+    # The same variants again: the good one cached, its step logged no `loss`, so it fails too.
+    every = tiny.kit("sweep", "pipelines/tiny.yaml", "--grid", "train.lr=0.5,0.1", "--grid", "train.depth=3",
+                     "--metric", "train.loss", "--direction", "min")
     assert every.returncode == 1, every.stdout + every.stderr
     assert "every variant failed" in every.stderr
+    assert "step 'train' logged no metric 'loss' (it logged: score)" in every.stdout
     assert sweep_runs(tiny, "tiny")[0].info.status == "FAILED"
     executed(tiny)
 
 
 def test_optuna_makes_one_tracked_run_per_trial(tiny):
+    """Categorical choices only (the grid's values, cached by now): the test pays for no kernel.
+    Ranges (LOW..HIGH) are covered by test_sweep_settings.py."""
     done = tiny.kit("sweep", "pipelines/tiny.yaml", "--search", "optuna", "--trials", "3", "--grid",
-                    "train.lr=0.01..0.4", "--grid", "train.depth=2,3", "--metric", "train.score", "--direction", "max",
+                    "train.lr=0.1,0.2", "--grid", "train.depth=2,3", "--metric", "train.score", "--direction", "max",
                     "--seed", "7")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "optuna: 3 trials, TPE sampler, seed 7" in done.stdout + done.stderr
     parent, variants, steps = sweep_runs(tiny, "tiny")
     assert sorted(variants) == [1, 2, 3] and parent.data.params["search"] == "optuna"
     for number, variant in variants.items():
-        lr = float(variant.data.params["train.lr"])
-        assert 0.01 <= lr <= 0.4 and variant.data.params["train.depth"] in ("2", "3")
+        assert variant.data.params["train.lr"] in ("0.1", "0.2") and variant.data.params["train.depth"] in ("2", "3")
         assert variant.data.metrics["train.score"] == steps[number]["train"].data.metrics["score"]
     executed(tiny)
 

@@ -92,7 +92,9 @@ def read_metric(client, variant: VariantRun, step: str, metric: str) -> float | 
         return None
     metrics = client.get_run(step_result.run_id).data.metrics
     if metric not in metrics:
-        logged = ", ".join(sorted(metrics)) or "none"
+        from kit.run.cache import OWN_METRICS  # the runner's bookkeeping, not the notebook's
+
+        logged = ", ".join(sorted(m for m in metrics if m not in OWN_METRICS)) or "none"
         variant.state = "failed"
         variant.error = (f"step {step!r} logged no metric {metric!r} (it logged: {logged}); "
                          f"log it in the notebook with mlflow.log_metric({metric!r}, value)")
