@@ -98,6 +98,8 @@ def test_grid_of_2x2_runs_4_nested_variants_and_the_shared_step_once(tiny):
     assert variants[int(parent.data.tags["kit.sweep.best_variant"])].info.run_id == best
     assert tiny.client().get_run(best).data.params == {"train.lr": "0.1", "train.depth": "3"}
     assert tiny.client().get_run(best).data.metrics["train.score"] == 31
+    assert tiny.client().get_run(best).data.tags["kit.sweep.metric"] == "train.score=31.0"
+    assert tiny.client().get_run(best).data.tags["kit.sweep.param.train.lr"] == "0.1"
     assert "best v" in done.stdout and "train.score = 31" in done.stdout
     logged = {a.path for a in tiny.client().list_artifacts(parent.info.run_id, "sweep")}
     assert {"sweep/variants.csv", "sweep/variants.html", "sweep/train.lr.png", "sweep/train.depth.png"} <= logged

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kit.errors import GateFailure, Interrupted, StepFailure
@@ -97,6 +96,7 @@ class Sweep:
         self.lock = threading.Lock()
         self.finished: queue.Queue = queue.Queue()
         self.client = None
+        self.run_id: str | None = None
         self.shared_recorded = False
         self.started = time.monotonic()
         self.merged_base: dict[str, dict[str, Any]] = {}
@@ -119,24 +119,17 @@ class Sweep:
                 "kit.model": self.pipeline.spec.model, "kit.sweep.metric": s.metric_name,
                 "kit.sweep.direction": s.direction, "kit.sweep.search": s.search, "kit.status": "running",
                 **provenance.tags(root)}
-        self.run_id = self.client.create_run(experiment_id, tags=tags).info.run_id
-        from mlflow.entities import Param
-
-        self.client.log_batch(self.run_id, params=[
-            Param("search", s.search), Param("metric", s.metric_name), Param("direction", s.direction),
-            Param("seed", str(s.seed)), Param("jobs", str(s.jobs)), Param("variants", str(self.chooser.total)),
-            *[Param(f"grid.{axis.name}", axis.shown()[:6000]) for axis in s.axes]])
-        self.client.log_text(self.run_id, self.pipeline.text, f"pipeline/{self.pipeline.path.name}")
-        result = SweepResult(self.run_id, experiment_id, store.tracking_uri(root), s, self.variants, self.chooser.note)
-        print(f"sweep of {self.pipeline.name}: {self.chooser.note}; {s.metric_name} ({s.direction}); "
-              f"{s.jobs} at a time; MLflow run {self.run_id}", file=self.stream, flush=True)
-        if self.shared:
-            shared = ", ".join(n for n in self.pipeline.steps if n in self.shared)
-            print(f"  steps the swept parameters do not reach run once, in v1: {shared}", file=self.stream, flush=True)
-
-        previous = _catch_sigterm()
+        result = SweepResult("", experiment_id, store.tracking_uri(root), s, self.variants, self.chooser.note)
+        previous = _catch_sigterm()  # from here on an interrupt leaves the sweep run KILLED, not RUNNING
         try:
-            self._loop()
+            self.run_id = result.run_id = self.client.create_run(experiment_id, tags=tags).info.run_id
+            self._begin()
+            try:
+                self._loop()
+            except Exception:  # the sweep itself broke (the store, a bug): stop the variants, keep the runs honest
+                with _signals_held():
+                    self._stop(KeyboardInterrupt, result, status="FAILED")
+                raise
             result.best = self._best()
             result.seconds = time.monotonic() - started
             self._report(result)
@@ -154,6 +147,22 @@ class Sweep:
             raise Interrupted(f"interrupted by {signal.Signals(signum).name}: {message}", signum) from None
         finally:
             _restore_sigterm(previous)
+
+    def _begin(self) -> None:
+        """The sweep's settings on its run, and what it is about to do, in words."""
+        from mlflow.entities import Param
+
+        s = self.settings
+        self.client.log_batch(self.run_id, params=[
+            Param("search", s.search), Param("metric", s.metric_name), Param("direction", s.direction),
+            Param("seed", str(s.seed)), Param("jobs", str(s.jobs)), Param("variants", str(self.chooser.total)),
+            *[Param(f"grid.{axis.name}", axis.shown()[:6000]) for axis in s.axes]])
+        self.client.log_text(self.run_id, self.pipeline.text, f"pipeline/{self.pipeline.path.name}")
+        print(f"sweep of {self.pipeline.name}: {self.chooser.note}; {s.metric_name} ({s.direction}); "
+              f"{s.jobs} at a time; MLflow run {self.run_id}", file=self.stream, flush=True)
+        if self.shared:
+            shared = ", ".join(n for n in self.pipeline.steps if n in self.shared)
+            print(f"  steps the swept parameters do not reach run once, in v1: {shared}", file=self.stream, flush=True)
 
     def _finish(self, status: str, result: SweepResult) -> None:
         from mlflow.entities import Metric, RunTag
@@ -295,7 +304,7 @@ class Sweep:
 
     # -- interrupts -----------------------------------------------------------------------------
 
-    def _stop(self, kind: type, result: SweepResult) -> str:
+    def _stop(self, kind: type, result: SweepResult, status: str = "KILLED") -> str:
         """Raise the interrupt in every running variant (its runner stops its kernels and marks its runs
         KILLED), wait for them, mark the sweep run KILLED."""
         with self.lock:
@@ -309,14 +318,16 @@ class Sweep:
         for variant in self.running.values():
             if variant.state == "running":
                 variant.state = "killed"
+        if self.run_id is None:
+            return "no sweep run was recorded yet"
         if self.client is not None:
             from mlflow.entities import RunTag
 
             for variant in self.running.values():
                 if variant.run_id:
                     self.client.log_batch(variant.run_id, tags=[RunTag("kit.sweep.status", "killed")])
-            self.client.set_tag(self.run_id, "kit.status", "killed")
-            self.client.set_terminated(self.run_id, "KILLED")
+            self.client.set_tag(self.run_id, "kit.status", status.lower())
+            self.client.set_terminated(self.run_id, status)
         if result.best is not None and result.best.run_id:  # interrupted while promoting
             from kit.run.tracking import PipelineTracker
 

@@ -20,6 +20,7 @@ VARIANT_TAG = "kit.sweep.variant"  # its number in the sweep
 SWEEP_TAG = "kit.sweep.run_id"  # on a variant: its sweep run
 PARAM_TAG = "kit.sweep.param."  # + STEP.PARAM: the variant's value
 STATE_TAG = "kit.sweep.status"  # done | failed | killed
+METRIC_TAG = "kit.sweep.metric"  # STEP.METRIC=value (also logged as the metric STEP.METRIC)
 
 
 @dataclass
@@ -111,6 +112,8 @@ def record(client, variant: VariantRun, metric_name: str) -> None:
     tags = [RunTag(STATE_TAG, variant.state)]
     if variant.error:
         tags.append(RunTag("kit.sweep.error", variant.error[:4500]))
+    if variant.metric is not None:
+        tags.append(RunTag(METRIC_TAG, f"{metric_name}={variant.metric!r}"))
     metrics = [Metric(metric_name, variant.metric, int(time.time() * 1000), 0)] if variant.metric is not None else []
     params = [Param(name, str(value)[:6000]) for name, value in variant.values.items()]
     client.log_batch(variant.run_id, metrics=metrics, params=params, tags=tags)
