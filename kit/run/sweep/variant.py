@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kit.errors import GateFailure, Interrupted, StepFailure
@@ -37,7 +37,6 @@ class VariantRun:
     result: Any = None
     plan: Plan | None = None  # the variant's whole plan, gates included (for promoting the best)
     proposal: Any = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
