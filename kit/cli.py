@@ -49,6 +49,22 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
     run.add_argument("--only", nargs="+", default=[], metavar="STEP",
                      help="run just these steps; the steps they need come from the cache (exit 2 if one is not there)")
 
+    sweep = commands.add_parser("sweep", help="run the pipeline once per variant of some parameters (a grid, a "
+                                              "sample of it, or Optuna trials), then promote the best")
+    pipeline_args(sweep)
+    sweep.add_argument("--grid", action="append", default=[], metavar="STEP.PARAM=V1,V2,...",
+                       help="values to sweep (repeatable; every combination is a variant), read as -p values are; "
+                            "LOW..HIGH with --search optuna; replaces the pipeline file's sweep: grid")
+    sweep.add_argument("--random", type=int, metavar="N", help="run N variants sampled from the grid (seeded)")
+    sweep.add_argument("--search", choices=["optuna"], help="choose variants with Optuna (ask-and-tell), --trials N")
+    sweep.add_argument("--trials", type=int, metavar="N", help="with --search optuna: how many variants")
+    sweep.add_argument("--seed", type=int, help="seed of --random and of Optuna's sampler (default 0)")
+    sweep.add_argument("--metric", metavar="STEP.METRIC", help="the metric a step logs that judges the variants")
+    sweep.add_argument("--direction", choices=["max", "min"], help="max: higher is better; min: lower is better")
+    sweep.add_argument("-j", "--jobs", type=int, help="variants run at the same time (default 2)")
+    sweep.add_argument("--no-promote", action="store_true",
+                       help="only compare: the best variant does not go through gates and promotion")
+
     cache = commands.add_parser("cache", help="the step cache: list its entries, prune old ones")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     cache_commands.add_parser("list", help="every cached step result in the tracking store")
@@ -211,8 +227,14 @@ def _load(args):
 def cmd_validate(args) -> int:
     from kit.pipeline.parameters import short
 
-    plan, _ = _load(args)
+    plan, layers = _load(args)
     pipeline = plan.pipeline
+    axes = []
+    if pipeline.spec.sweep is not None and pipeline.spec.sweep.grid:  # its values checked as `kit sweep` does
+        from kit.run.sweep.settings import block_axes, check_values
+
+        axes = block_axes(pipeline)
+        check_values(pipeline, layers, axes)
     print(f"{pipeline.path.name}: OK, {len(pipeline.steps)} steps in order: {' -> '.join(pipeline.steps)}")
     if len(pipeline.files) > 1:
         print(f"  merged from {' <- '.join(_relative(f, pipeline.root) for f in pipeline.files)} (extends)")
@@ -224,6 +246,10 @@ def cmd_validate(args) -> int:
     for promotion in pipeline.spec.promotions:
         print(f"  promotes {pipeline.spec.model} ({promotion.source.step}.{promotion.source.output}) "
               f"to alias {promotion.alias!r} when every gate passes")
+    if axes:
+        block = pipeline.spec.sweep
+        print(f"  sweep: {', '.join(f'{a.name} ({a.shown()})' for a in axes)}"
+              + (f" by {block.metric} ({block.direction or 'direction not set'})" if block.metric else ""))
     return 0
 
 
@@ -291,6 +317,28 @@ def _run(args, ended: dict) -> int:
         print(result.promotion.report())
     print(f"  MLflow run {result.run_id} (experiment {plan.name}) in {result.tracking_uri}")
     print(f"  workspace  {result.workspace}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from kit.run.sweep.settings import settings
+
+    plan, layers = _load(args)
+    chosen = settings(plan.pipeline, layers, grid=args.grid, random=args.random, search=args.search,
+                      trials=args.trials, seed=args.seed, metric=args.metric, direction=args.direction,
+                      jobs=args.jobs, promote=not args.no_promote)
+    from kit.run.sweep import sweep
+
+    result = sweep(plan, chosen)
+    best = result.best
+    print(f"sweep of {plan.name}: best {best.label} with {chosen.metric_name} = {best.metric:.6g} "
+          f"({', '.join(f'{k}={v}' for k, v in best.values.items())}), MLflow run {best.run_id}")
+    if not chosen.promote:
+        print("  not promoted (--no-promote)")
+    elif result.promotion is None:
+        print(f"  {plan.pipeline.path.name} has no gates or promotion: nothing to promote")
+    print(f"  sweep run {result.run_id} (experiment {plan.name}) in {result.tracking_uri}; table: "
+          f"{', '.join(result.artifacts)}")
     return 0
 
 
@@ -426,7 +474,7 @@ def cmd_target(args) -> int:
     return args.target_command.run(args)
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "dev": cmd_dev, "contract": cmd_contract, "models": cmd_models,
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "validate": cmd_validate, "dev": cmd_dev, "contract": cmd_contract, "models": cmd_models,
             "promote": cmd_promote, "rollback": cmd_rollback, "server": cmd_server, "cache": cmd_cache,
             "serve": cmd_target, "deploy": cmd_target}
 

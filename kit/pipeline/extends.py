@@ -4,8 +4,8 @@ How files merge (the child is the file that says `extends`):
 - `steps`: the parent's steps, in order; a child step with the name of a parent step replaces
   it whole, in its place; other child steps are added after them.
 - `name` is never inherited: it is the MLflow experiment, so every file names its own pipeline.
-- every other top-level key (`model`, `description`, `kernel`, `timeout`, `gates`, `promote`)
-  is the child's if the child sets it, else the parent's; `gates` and `promote` are replaced
+- every other top-level key (`model`, `description`, `kernel`, `timeout`, `gates`, `promote`, `sweep`)
+  is the child's if the child sets it, else the parent's; `gates`, `promote` and `sweep` are replaced
   whole, never merged entry by entry.
 
 Every merged value remembers the file it came from, so an error names that file and line.

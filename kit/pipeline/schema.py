@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -112,6 +112,36 @@ class PromoteSpec(BaseModel):
     source: SourceSpec = Field(description="the step output registered as the model version")
 
 
+class SweepSpec(BaseModel):
+    """`kit sweep` settings kept with the pipeline; the command line's flags override them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    grid: dict[str, Any] = Field(
+        default_factory=dict,
+        description="STEP.PARAM -> a list of values (or one value); with `search: optuna` also a range "
+                    "LOW..HIGH (log scale for floats)")
+    metric: str | None = Field(default=None, pattern=REFERENCE_PATTERN,
+                               description="STEP.METRIC: the metric a step logs, read from each variant's step run")
+    direction: Literal["max", "min"] | None = Field(default=None, description="which way the metric is better")
+    random: int | None = Field(default=None, gt=0, description="run N variants sampled from the grid")
+    search: Literal["optuna"] | None = Field(default=None, description="optuna: a smarter search over the grid "
+                                                                       "(ask-and-tell), `trials` variants")
+    trials: int | None = Field(default=None, gt=0, description="with `search: optuna`: how many variants")
+    seed: int | None = Field(default=None, description="seed of `random` sampling and of the Optuna sampler")
+    jobs: int | None = Field(default=None, gt=0, description="variants run at the same time")
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import re
+
+        for key in value:
+            if not re.match(REFERENCE_PATTERN, str(key)):
+                raise ValueError(f"grid key {key!r} is not of the form STEP.PARAM")
+        return value
+
+
 class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -128,6 +158,7 @@ class PipelineSpec(BaseModel):
     gates: list[GateConfig] = Field(default_factory=list, description="model gates, checked after every step")
     promote: PromoteSpec | list[PromoteSpec] | None = Field(
         default=None, description="register the model and move an alias (one per target) when every gate passes")
+    sweep: SweepSpec | None = Field(default=None, description="`kit sweep` settings: grid, metric, direction, search")
 
     @property
     def promotions(self) -> list[PromoteSpec]:

@@ -243,6 +243,11 @@ def expected_executions(plan, options: CacheOptions) -> int:
     return sum(1 for name, entry in predicted.items() if entry is None or name in forced)
 
 
+def predicted_entries(plan) -> dict[str, cache.Entry | None]:
+    """Each step's entry in the local index, as far as the index tells (see `predict`)."""
+    return _local_prediction(plan)[0]
+
+
 def _local_prediction(plan) -> tuple[dict[str, cache.Entry | None], dict[str, str], str]:
     """Each step's entry in the local index as far as the index tells, the keys computed, the store."""
     from kit.run.provenance import lock_hash

@@ -6,6 +6,8 @@ thread-local active-run state), so steps running in parallel never mix their run
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,20 @@ from kit import store
 from kit.run import provenance
 
 STATUS_TAG = "kit.status"
+
+# Tags for the pipeline run that `start` creates in this context (thread): `kit sweep` nests each
+# variant's run under its sweep run this way (mlflow.parentRunId), calling the runner unchanged.
+_EXTRA_RUN_TAGS: ContextVar[dict[str, str]] = ContextVar("kit_extra_run_tags", default={})
+
+
+@contextmanager
+def pipeline_run_tags(tags: dict[str, str]):
+    """Within the block, a pipeline run started in this thread also gets `tags` (they win)."""
+    token = _EXTRA_RUN_TAGS.set({**_EXTRA_RUN_TAGS.get(), **tags})
+    try:
+        yield
+    finally:
+        _EXTRA_RUN_TAGS.reset(token)
 
 
 class PipelineTracker:
@@ -33,6 +49,7 @@ class PipelineTracker:
             "kit.model": pipeline.spec.model,
             "kit.kind": "pipeline",
             **provenance.tags(self.root),
+            **_EXTRA_RUN_TAGS.get(),
         }
         run = self.client.create_run(self.experiment_id, tags=tags)
         self.run_id = run.info.run_id
