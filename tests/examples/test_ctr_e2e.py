@@ -142,13 +142,17 @@ def test_a_second_run_rescores_both_champions_on_its_validation_rows(ctr):
 
     project, done = ctr
     assert done.returncode == 0, done.stderr
+    holders = {alias: project.client().get_model_version_by_alias(MODEL, alias).version
+               for alias in (ALIAS, "cloud-champion")}
     again = project.kit("run", "pipelines/ctr.yaml", *QUICK, timeout=900)
     assert again.returncode == 0, again.stderr
+    for alias, version in holders.items():
+        assert f"{alias} moved v{version} -> v" in again.stdout
     parent = latest_runs(project)["ctr"]
     gates = json.loads(open(project.client().download_artifacts(parent.info.run_id, "gates/gates.json")).read())
-    for name in ("no_regression.evaluate.log_loss", "no_regression.cloud"):
+    for name, alias in (("no_regression.evaluate.log_loss", ALIAS), ("no_regression.cloud", "cloud-champion")):
         found = next(g for g in gates if g["name"] == name)
-        assert found["passed"] and found["baseline_version"] is not None, found
+        assert found["passed"] and found["baseline_version"] == holders[alias], found
         assert found["baseline_rescored"] == pytest.approx(found["baseline_recorded"], rel=1e-6), found["detail"]
         assert found["difference"] == pytest.approx(0, abs=1e-9)  # the same seed trains the same model
     edge = next(g for g in gates if g["name"] == "no_regression.evaluate.log_loss")
