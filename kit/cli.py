@@ -48,6 +48,9 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
                           "downstream of it (repeatable; put it after PIPELINE)")
     run.add_argument("--only", nargs="+", default=[], metavar="STEP",
                      help="run just these steps; the steps they need come from the cache (exit 2 if one is not there)")
+    run.add_argument("--cluster", metavar="tcp://HOST:PORT", default=None,
+                     help="run each step as a task on this Dask scheduler (default: $KIT_CLUSTER; unset: this machine); "
+                          "the tracking server must be reachable from the workers")
 
     cache = commands.add_parser("cache", help="the step cache: list its entries, prune old ones")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
@@ -106,6 +109,23 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
     for sub in (server_up, server_down):
         sub.add_argument("--dir", type=Path, help="where its databases, artifacts and logs live "
                                                   "(default: mlruns/server in the project)")
+
+    cluster = commands.add_parser("cluster", help="a Dask scheduler and workers on this machine, for trying "
+                                                  "`kit run --cluster` and for tests")
+    cluster_commands = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+    cluster_up = cluster_commands.add_parser("up", help="start them (or find them running) and print the line to "
+                                                        "`eval` that points `kit run` at them")
+    cluster_up.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    cluster_up.add_argument("--threads", type=int, default=1,
+                            help="threads per worker, each running one step's kernel at a time (default 1)")
+    cluster_up.add_argument("--resources", default="", metavar='"NAME=N ..."',
+                            help='what each worker offers besides cpus and memory, e.g. "gpu=1"')
+    cluster_up.add_argument("--user", help="run the workers as this user (as root; e.g. nobody), so that they "
+                                           "cannot read your project folder, as on another machine")
+    cluster_down = cluster_commands.add_parser("down", help="stop the scheduler and the workers")
+    for sub in (cluster_up, cluster_down):
+        sub.add_argument("--dir", type=Path, help="where its state, logs and worker folders live "
+                                                  "(default: mlruns/cluster in the project)")
 
     serve = commands.add_parser("serve", help="serve the version that holds an alias on a target",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -398,6 +418,25 @@ def cmd_server(args) -> int:
     return 0
 
 
+def cmd_cluster(args) -> int:
+    from kit.project import find_root, mlruns_dir
+    from kit.run import cluster
+
+    folder = args.dir or mlruns_dir(find_root()) / "cluster"
+    if args.cluster_command == "down":
+        stopped = cluster.down(folder)
+        print(f"kit cluster: stopped {', '.join(stopped)}" if stopped
+              else f"kit cluster: nothing was running in {folder.resolve()}", file=sys.stderr)
+        return 0
+    found = cluster.up(folder, args.workers, args.threads, cluster.parse_resources(args.resources), args.user,
+                       say=lambda line: print(line, file=sys.stderr))
+    print(f"kit cluster: {'up' if found.started else 'already running'} at {found.address} (scheduler pid "
+          f"{found.scheduler_pid}, worker pids {', '.join(map(str, found.worker_pids))}, files in {found.folder}). "
+          f"Stop it with `kit cluster down --dir {found.folder}`", file=sys.stderr)
+    print(found.exports())  # stdout holds only this line: eval "$(kit cluster up)"
+    return 0
+
+
 def cmd_cache(args) -> int:
     from kit.project import find_root
     from kit.run import cache
@@ -421,6 +460,7 @@ def cmd_target(args) -> int:
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "dev": cmd_dev, "contract": cmd_contract, "models": cmd_models,
             "promote": cmd_promote, "rollback": cmd_rollback, "server": cmd_server, "cache": cmd_cache,
+            "cluster": cmd_cluster,
             "serve": cmd_target, "deploy": cmd_target}
 
 if __name__ == "__main__":
