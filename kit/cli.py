@@ -39,7 +39,8 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
 
     run = commands.add_parser("run", help="validate, then run every step and track it in MLflow")
     pipeline_args(run)
-    run.add_argument("-j", "--jobs", type=int, default=2, help="steps run at the same time when independent (default 2)")
+    run.add_argument("-j", "--jobs", type=int, default=None,
+                     help="steps run at the same time when independent (default 2; on a cluster: its worker threads)")
     run.add_argument("--junit", type=Path, metavar="FILE.xml",
                      help="also write the run as JUnit XML (a test case per step, contract check and gate) for CI; "
                           "written whatever the exit code")
@@ -120,8 +121,9 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
                             help="threads per worker, each running one step's kernel at a time (default 1)")
     cluster_up.add_argument("--resources", default="", metavar='"NAME=N ..."',
                             help='what each worker offers besides cpus and memory, e.g. "gpu=1"')
-    cluster_up.add_argument("--user", help="run the workers as this user (as root; e.g. nobody), so that they "
-                                           "cannot read your project folder, as on another machine")
+    cluster_up.add_argument("--hide", type=Path, action="append", default=[], metavar="FOLDER",
+                            help="run the workers where FOLDER (e.g. your project) is empty, as on another machine "
+                                 "(a private mount namespace: needs root; repeatable)")
     cluster_down = cluster_commands.add_parser("down", help="stop the scheduler and the workers")
     for sub in (cluster_up, cluster_down):
         sub.add_argument("--dir", type=Path, help="where its state, logs and worker folders live "
@@ -284,14 +286,24 @@ def _run(args, ended: dict) -> int:
                   f"{record['run_id']}); nothing executed or recorded, use --force to execute again")
             print(f"  workspace  {record['workspace']}")
             return 0
-    from kit.run import run
+    from kit.run import remote, run
 
     merged: dict = {}
     for layer in layers:
         for step, values in layer.items():
             merged.setdefault(step, {}).update(values)
-    result = run(plan, jobs=args.jobs, overrides=merged, on_end=lambda result: ended.update(result=result),
-                 cache_options=options)
+    address = remote.address_from(args.cluster)
+    executor = None
+    if address:  # checked before the pipeline run exists: an unreachable store or missing resources are bad input
+        from kit.store import tracking_uri
+
+        executor = remote.ClusterExecutor(address, plan, tracking_uri(plan.pipeline.root))
+    try:
+        result = run(plan, jobs=args.jobs or (executor.slots if executor else 2), overrides=merged,
+                     on_end=lambda result: ended.update(result=result), cache_options=options, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     count = len(result.steps)
     cached = [name for name, step in result.steps.items() if step.state == "cached"]
     done = f"{'1 step' if count == 1 else f'all {count} steps'} done"
@@ -428,7 +440,7 @@ def cmd_cluster(args) -> int:
         print(f"kit cluster: stopped {', '.join(stopped)}" if stopped
               else f"kit cluster: nothing was running in {folder.resolve()}", file=sys.stderr)
         return 0
-    found = cluster.up(folder, args.workers, args.threads, cluster.parse_resources(args.resources), args.user,
+    found = cluster.up(folder, args.workers, args.threads, cluster.parse_resources(args.resources), args.hide,
                        say=lambda line: print(line, file=sys.stderr))
     print(f"kit cluster: {'up' if found.started else 'already running'} at {found.address} (scheduler pid "
           f"{found.scheduler_pid}, worker pids {', '.join(map(str, found.worker_pids))}, files in {found.folder}). "

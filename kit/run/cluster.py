@@ -57,13 +57,17 @@ def parse_resources(text: str, option: str = "--resources") -> dict[str, float]:
 
 
 def up(folder: Path, workers: int, threads: int = 1, resources: dict[str, float] | None = None,
-       user: str | None = None, say=print) -> Cluster:
+       hide: list[Path] | None = None, say=print) -> Cluster:
     """Start a scheduler and `workers` workers (or find them running) and return how to reach them."""
     if workers < 1 or threads < 1:
         raise SpecError("--workers and --threads must be 1 or more")
     folder = folder.resolve()
     state = _read_json(folder / STATE)
-    wanted = {"workers": workers, "threads": threads, "resources": resources or {}, "user": user}
+    hide = [str(Path(p).resolve()) for p in hide or []]
+    for path in hide:
+        if folder == Path(path) or Path(path) in folder.parents:
+            raise SpecError(f"--hide {path}: the cluster's own folder {folder} is inside it; use another --dir")
+    wanted = {"workers": workers, "threads": threads, "resources": resources or {}, "hide": hide}
     if _running(state):
         if {k: state.get(k) for k in wanted} != wanted:
             raise SpecError(f"a cluster is already running from {folder} ({state['workers']} workers, "
@@ -89,10 +93,10 @@ def up(folder: Path, workers: int, threads: int = 1, resources: dict[str, float]
                        "--memory-limit", str(memory),
                        "--resources", " ".join(f"{k}={v:.15g}" for k, v in offered.items())]
             state["worker_pids"].append(_spawn(command, folder / "logs" / f"worker-{number}.log", scratch,
-                                               _worker_env(scratch), user=user))
+                                               _worker_env(scratch), hide=hide))
             _write_json(folder / STATE, state)
         say(f"kit cluster: waiting for {workers} workers ({threads} thread{'s' * (threads > 1)} each"
-            f"{f', as user {user}' if user else ''})")
+            f"{', not seeing ' + ', '.join(hide) if hide else ''})")
         _wait_ready(folder, state)
     except BaseException:  # a cluster that did not come up leaves no process behind
         _stop(state)
@@ -130,10 +134,14 @@ def _stop(state: dict) -> list[str]:
     return stopped
 
 
-def _spawn(arguments: list[str], log_path: Path, cwd: Path, env: dict[str, str], user: str | None = None) -> int:
+def _spawn(arguments: list[str], log_path: Path, cwd: Path, env: dict[str, str], hide: list[str] = ()) -> int:
     command = [str(Path(sys.executable).parent / "dask"), *arguments]
-    if user:
-        command = ["runuser", "-u", user, "--", *command]
+    if hide:
+        # A mount namespace of its own in which each hidden folder is an empty, closed tmpfs: the
+        # worker sees this machine as another machine would (the same pid: unshare and sh exec).
+        mounts = " && ".join(f"mount -t tmpfs -o size=1m,mode=000 kit-hidden {shlex.quote(p)}" for p in hide)
+        command = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                   f"{mounts} && exec {shlex.join(command)}"]
     with open(log_path, "ab") as log:
         # Its own session: a Ctrl-C in the terminal that ran `kit cluster up` does not reach it, and
         # `down` stops it (and the kernels it started, which have their own groups but watch it) by pid.

@@ -1,0 +1,273 @@
+"""`kit run --cluster`: each step a task on a Dask distributed scheduler, no shared disk.
+
+The runner decides what runs (order, cache, contracts, gates, bookkeeping) as on a laptop; this
+module only changes where a step's notebook executes. A `RemoteExecution` stands where a local
+`Execution` would: it packs the notebook's source and the step's input files into the task
+(kit.run.remote_task runs it on a worker), and unpacks the outputs, the executed notebook and
+the kernel's log into the step's folder here when it returns, so everything after it is
+unchanged. The tracking server carries the notebook's own MLflow calls from the worker.
+
+A worker lost mid-step (killed, out of memory, its machine gone) makes the task fail at once
+(`kit cluster up` runs its scheduler with `distributed.scheduler.allowed-failures: 0`; set it on
+other clusters for the same behaviour) and the step is submitted again, up to its `retries`; the
+step's run records each lost attempt (tags kit.retry.N) and the worker that ran it (kit.worker).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kit.errors import SpecError
+from kit.pipeline import notebooks
+
+CONNECT_TIMEOUT = 15  # s to reach the scheduler
+STOP_GRACE = 30.0  # s a stopped task has to kill its kernel and return what the notebook got to
+# The submitter's MLflow credentials go with each task, so the notebook's calls are its user's.
+PASSED_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+              "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH")
+
+
+def address_from(option: str | None) -> str | None:
+    """--cluster if given, else $KIT_CLUSTER, else None (run here)."""
+    return option or os.environ.get("KIT_CLUSTER") or None
+
+
+class ClusterExecutor:
+    """A connection to a scheduler, checked against a plan; close() when the run is over."""
+
+    def __init__(self, address: str, plan, tracking_uri: str):
+        from kit.store import is_server
+
+        if not is_server(tracking_uri):
+            raise SpecError(f"--cluster {address}: the tracking store is {tracking_uri}, on this machine's disk, "
+                            "which the workers cannot reach: start a tracking server (`eval \"$(kit server up)\"`) "
+                            "or set MLFLOW_TRACKING_URI to one the workers can reach")
+        from distributed import Client
+
+        self.address, self.plan = address, plan
+        try:
+            self.client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError) as error:
+            raise SpecError(f"--cluster {address}: no Dask scheduler answers there ({type(error).__name__}); start "
+                            "one (`eval \"$(kit cluster up)\"`) or correct the address") from None
+        try:
+            self.workers = self.client.scheduler_info(n_workers=-1)["workers"]
+            check_resources(plan.pipeline, self.workers, address)
+        except BaseException:
+            self.client.close()
+            raise
+
+    @property
+    def slots(self) -> int:
+        """Steps that can run at once: one per worker thread."""
+        return max(1, sum(w.get("nthreads", 1) for w in self.workers.values()))
+
+    def execution(self, step, inputs: dict[str, Path], outputs: dict[str, Path], **fields) -> "RemoteExecution":
+        retries = step.spec.retries if step.spec.retries is not None else self.plan.pipeline.spec.retries
+        return RemoteExecution(self.client, step, inputs, outputs, retries, **fields)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def check_resources(pipeline, workers: dict, address: str) -> None:
+    """Every step's `resources` offered by at least one worker, or SpecError naming each step and what is missing."""
+    if not workers:
+        raise SpecError(f"--cluster {address}: the scheduler has no workers; start some (`dask worker {address}`)")
+    problems = []
+    for index, step in enumerate(pipeline.spec.steps):
+        wanted = step.resources
+        if not wanted:
+            continue
+        if any(all(w.get("resources", {}).get(k, 0) >= v for k, v in wanted.items()) for w in workers.values()):
+            continue
+        closest = max(workers.values(), key=lambda w: sum(w.get("resources", {}).get(k, 0) >= v
+                                                           for k, v in wanted.items()))
+        missing = ", ".join(f"{k}={_amount(k, v)} (offered: {_amount(k, closest.get('resources', {}).get(k, 0))})"
+                            for k, v in wanted.items() if closest.get("resources", {}).get(k, 0) < v)
+        offered = "; ".join(f"{w.get('name')}: " + (", ".join(f"{k}={_amount(k, v)}" for k, v in w.get("resources", {}).items())
+                                                    or "nothing")
+                            for w in workers.values())
+        problems.append(f"{pipeline.where('steps', index, 'resources')}: step {step.name!r} needs {missing} on one "
+                        f"worker, and no worker of {address} offers that (workers offer {offered}); start workers "
+                        f"with `--resources` or lower the step's `resources`")
+    if problems:
+        raise SpecError("\n".join(problems))
+
+
+def _amount(name: str, value: float) -> str:
+    if name == "memory":
+        from dask.utils import format_bytes
+
+        return format_bytes(int(value))
+    return f"{value:g}"
+
+
+class RemoteExecution:
+    """A step's notebook executed as a Dask task; the runner treats it as it treats an Execution."""
+
+    def __init__(self, client, step, inputs: dict[str, Path], outputs: dict[str, Path], retries: int, *,
+                 input_path: Path, output_path: Path, parameters: dict[str, Any], kernel_name: str, cwd: Path,
+                 env: dict[str, str], log_path: Path | None = None, on_cell=None, kernel_pool=None):
+        self.client, self.step, self.inputs, self.outputs, self.retries = client, step, inputs, outputs, retries
+        self.input_path, self.output_path, self.parameters = input_path, output_path, parameters
+        self.kernel_name, self.cwd, self.env, self.log_path, self.on_cell = kernel_name, cwd, env, log_path, on_cell
+        self.stop_reason: str | None = None
+        self.peak_memory_mb: float | None = None
+        self.worker: str | None = None
+        self.lost: list[str] = []  # workers lost while running the step, in order
+        self._run_id = env["MLFLOW_RUN_ID"]
+        self._stop_event = f"kit-stop-{self._run_id}-{uuid.uuid4().hex[:8]}"
+        self._lock = threading.Lock()
+
+    def stop(self, reason: str) -> None:
+        """Ask the task to kill its kernel (from any thread); run() returns once it did."""
+        from distributed import Event
+
+        with self._lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+        try:
+            Event(self._stop_event, client=self.client).set()
+        except Exception:  # the scheduler is gone: so is the task
+            pass
+
+    def run(self) -> None:
+        """Submit, wait, resubmit when the worker is lost (up to `retries`); raises the notebook's error."""
+        from distributed.scheduler import KilledWorker
+
+        from kit.run import remote_task
+
+        request = self._request(remote_task.pack(self.inputs))
+        topic = f"kit-step-{self._run_id}"
+        self.client.subscribe_topic(topic, self._event)
+        try:
+            attempt = 0
+            while True:
+                request["key"] = f"kit-step-{self.step.name}-{self._run_id[:12]}-{attempt}"
+                future = self.client.submit(remote_task.run_step, request, key=request["key"], pure=False,
+                                            resources=dict(self.step.spec.resources) or None, retries=0)
+                try:
+                    answer = self._wait(future)
+                except KilledWorker as lost:
+                    worker = getattr(lost.last_worker, "address", str(lost.last_worker))
+                    self.lost.append(worker)
+                    self._tag({f"kit.retry.{attempt + 1}" if attempt < self.retries else "kit.lost_worker":
+                               f"worker {worker} was lost while running the step (attempt {attempt + 1})"})
+                    if attempt >= self.retries or self.stop_reason:
+                        raise WorkerLost(f"its worker {worker} was lost while running it (process killed or crashed; "
+                                         f"tried {attempt + 1} time{'s' * (attempt > 0)}, `retries: {self.retries}`"
+                                         + (f"; workers lost before: {', '.join(self.lost[:-1])}" if attempt else "")
+                                         + ")") from None
+                    attempt += 1
+                    continue
+                break
+        finally:
+            self.client.unsubscribe_topic(topic)
+        self._tag({"kit.worker": answer["worker"], "kit.worker_name": answer["worker_name"],
+                   **({"kit.retries_used": str(attempt)} if attempt else {})})
+        self.worker = answer["worker"]
+        self._receive(answer)
+        if answer["error"] is not None:
+            raise rebuild(answer["error"])
+        if answer["stopped"] or self.stop_reason:
+            raise RuntimeError(self.stop_reason or "stopped")
+
+    def _request(self, inputs: bytes) -> dict:
+        from kit.store import tracking_uri
+
+        env = {**self.env, **{name: os.environ[name] for name in PASSED_ENV if name in os.environ},
+               "MLFLOW_TRACKING_URI": self.env.get("MLFLOW_TRACKING_URI") or tracking_uri(Path.cwd())}
+        env.pop("KIT_PROJECT_ROOT", None)  # the submitter's folder means nothing on a worker
+        source_name = self.input_path.name
+        return {
+            "step": self.step.name, "notebook": self.input_path.read_bytes(), "notebook_name": source_name,
+            "executed_name": notebooks.executed_name(self.input_path), "parameters": {
+                k: v for k, v in self.parameters.items() if k not in self.inputs and k not in self.outputs},
+            "input_params": list(self.inputs), "inputs": inputs,
+            "outputs": {param: path.name for param, path in self.outputs.items()}, "kernel": self.kernel_name,
+            "env": env, "timeout": self.step.timeout, "stop_event": self._stop_event,
+            "topic": f"kit-step-{self._run_id}",
+        }
+
+    def _wait(self, future) -> dict:
+        """The task's answer; after stop(), at most STOP_GRACE more (then the task is cancelled)."""
+        from distributed import TimeoutError as DaskTimeout
+
+        stopped_at = None
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except (DaskTimeout, TimeoutError):
+                pass
+            if self.stop_reason and stopped_at is None:
+                stopped_at = time.monotonic()
+            if stopped_at is not None and time.monotonic() - stopped_at > STOP_GRACE:
+                self.client.cancel(future, force=True)
+                raise RuntimeError(self.stop_reason)
+
+    def _event(self, event) -> None:
+        """Events from the task (called in the client's thread): where it started, each cell."""
+        _, message = event
+        if message.get("event") == "started":
+            self.worker = message["worker"]
+        elif message.get("event") == "cell" and self.on_cell is not None:
+            try:
+                self.on_cell(message["number"], message["total"])
+            except BaseException:  # progress is a view; never break the client's event loop
+                pass
+
+    def _receive(self, answer: dict) -> None:
+        """The task's files into the step's folder, where a local run would have left them."""
+        import shutil
+        import tempfile
+
+        from kit.run.remote_task import unpack
+
+        if answer.get("peak_memory_mb") is not None:
+            self.peak_memory_mb = answer["peak_memory_mb"]
+        if not answer["files"]:
+            return
+        staging = Path(tempfile.mkdtemp(prefix=".kit-received-", dir=self.cwd))
+        try:
+            unpack(answer["files"], staging)
+            for param, path in self.outputs.items():
+                received = staging / "outputs" / param
+                if received.exists():
+                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+                    shutil.move(received, path)
+            if (staging / "executed" / "notebook").is_file():
+                shutil.move(staging / "executed" / "notebook", self.output_path)
+            if self.log_path is not None and (staging / "executed" / "kernel.log").is_file():
+                shutil.move(staging / "executed" / "kernel.log", self.log_path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _tag(self, tags: dict[str, str]) -> None:
+        from mlflow import MlflowClient
+        from mlflow.entities import RunTag
+
+        MlflowClient(self.env["MLFLOW_TRACKING_URI"]).log_batch(self._run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+class WorkerLost(Exception):
+    """The step's worker died under it, as often as its `retries` allowed."""
+
+
+def rebuild(error: dict) -> BaseException:
+    """The worker's error as the runner knows it locally (papermill's, nbclient's DeadKernelError)."""
+    if error["type"] == "PapermillExecutionError":
+        from papermill.exceptions import PapermillExecutionError
+
+        return PapermillExecutionError(error["cell_index"], error["exec_count"], error["source"], error["ename"],
+                                       error["evalue"], error["traceback"])
+    if error["type"] == "DeadKernelError":
+        from nbclient.exceptions import DeadKernelError
+
+        return DeadKernelError(error["message"])
+    return RuntimeError(f"{error['type']}: {error['message']} (on the worker)")

@@ -1,0 +1,143 @@
+"""What a Dask worker does for one step (the task `kit run --cluster` submits): nothing here reads
+the submitter's disk.
+
+The request carries the notebook's source, its parameters, and its input files (packed); the
+worker unpacks them into a scratch folder of its own, runs the notebook with papermill in a
+kernel it started (one per worker thread: the kernel, not the worker, changes directory, and
+every path given is absolute), and returns the outputs, the executed notebook and the kernel's
+log, packed. The step's MLflow run id and tracking server come in its environment, so the
+notebook's own `mlflow.log_*` calls land on the step's run. While it runs, the task reports
+`started` and each cell as events on the step's topic, and polls the step's stop Event (set by
+the submitter on timeout, Ctrl-C or SIGTERM): then it kills the kernel and returns what the
+notebook got to.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+POLL_SECONDS = 0.2  # how often the task checks its stop Event
+_kernels: dict[str, Any] = {}  # kernel name -> WarmKernels of this worker process
+_kernels_lock = threading.Lock()
+
+
+def pack(paths: dict[str, Path]) -> bytes:
+    """Files and folders as one tar (gzip-free: notebooks' outputs are mostly compressed already)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, path in paths.items():
+            if path.exists():
+                tar.add(path, arcname=name)
+    return buffer.getvalue()
+
+
+def unpack(blob: bytes, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r") as tar:
+        tar.extractall(folder, filter="data")  # no absolute paths, no links out of `folder`
+
+
+def run_step(request: dict) -> dict:
+    """Run one step on this worker; returns {"worker", "files", "error", "peak_memory_mb", "stopped"}."""
+    from distributed import Event, get_worker
+
+    worker = get_worker()
+    stop = Event(request["stop_event"])
+    topic = request["topic"]
+    answer: dict[str, Any] = {"worker": worker.address, "worker_name": str(worker.name), "files": b"",
+                              "error": None, "peak_memory_mb": None, "stopped": False}
+    if stop.is_set():  # stopped before it started: no kernel, nothing to return
+        answer["stopped"] = True
+        return answer
+    worker.log_event(topic, {"event": "started", "worker": worker.address, "worker_name": str(worker.name)})
+    scratch = Path(worker.local_directory).resolve() / "kit-steps" / f"{request['key']}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        return _execute(request, scratch, worker, stop, topic, answer)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _execute(request: dict, scratch: Path, worker, stop, topic: str, answer: dict) -> dict:
+    from kit.run.notebook import Execution
+
+    source = scratch / "source" / request["notebook_name"]
+    source.parent.mkdir(parents=True)
+    source.write_bytes(request["notebook"])
+    unpack(request["inputs"], scratch / "inputs")
+    work = scratch / "work"
+    work.mkdir()
+    paths = {param: str(scratch / "inputs" / param) for param in request["input_params"]}
+    paths.update({param: str(work / name) for param, name in request["outputs"].items()})
+    executed = scratch / "executed" / request["executed_name"]
+    executed.parent.mkdir()
+    log = scratch / "executed" / "kernel.log"
+    env = {**request["env"], "KIT_PROJECT_ROOT": str(work)}
+    execution = Execution(
+        input_path=source, output_path=executed, parameters={**request["parameters"], **paths},
+        kernel_name=request["kernel"], cwd=work, env=env, log_path=log,
+        on_cell=lambda number, total: worker.log_event(topic, {"event": "cell", "number": number, "total": total}),
+        kernel_pool=_warm_kernels(request["kernel"], worker),
+    )
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            execution.run()
+        except BaseException as exc:  # reported to the submitter below
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name=f"kit-step-{request['step']}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + request["timeout"] + 60  # a submitter that vanished: bounded all the same
+    while thread.is_alive():
+        if _stop_requested(stop) or time.monotonic() > deadline:
+            answer["stopped"] = True
+            execution.stop("stopped by the submitter")
+            thread.join(60)
+            break
+        thread.join(POLL_SECONDS)
+    if failure:
+        answer["error"] = describe(failure[0])
+    answer["peak_memory_mb"] = execution.peak_memory_mb
+    outputs = {f"outputs/{param}": work / name for param, name in request["outputs"].items()}
+    answer["files"] = pack({**outputs, "executed/notebook": executed, "executed/kernel.log": log})
+    return answer
+
+
+def _stop_requested(stop) -> bool:
+    try:
+        return stop.is_set()
+    except Exception:  # the scheduler is unreachable: nobody will read the result
+        return True
+
+
+def _warm_kernels(kernel: str, worker):
+    """One pool of kernels started ahead per worker process and kernel spec (started while the
+    previous step runs, as on a laptop); each step hands its kernel its own environment and folder."""
+    import os
+
+    from kit.run.kernels import WarmKernels
+
+    with _kernels_lock:
+        if kernel not in _kernels:
+            env = {"MLFLOW_DISABLE_TELEMETRY": "true", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+            _kernels[kernel] = WarmKernels(kernel, count=max(1, worker.state.nthreads) * 10**6, env=env,
+                                           cwd=Path(worker.local_directory).resolve())
+            os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        return _kernels[kernel]
+
+
+def describe(exc: BaseException) -> dict:
+    """An error as plain data (the submitter rebuilds papermill's error from it)."""
+    fields = {"type": type(exc).__name__, "message": str(exc)}
+    if type(exc).__name__ == "PapermillExecutionError":
+        fields.update(cell_index=exc.cell_index, exec_count=exc.exec_count, source=exc.source, ename=exc.ename,
+                      evalue=exc.evalue, traceback=list(exc.traceback))
+    return fields
