@@ -297,8 +297,10 @@ def _run(args, ended: dict) -> int:
     if address:  # checked before the pipeline run exists: an unreachable store or missing resources are bad input
         from kit.store import tracking_uri
 
-        executor = remote.ClusterExecutor(address, plan, tracking_uri(plan.pipeline.root))
+        executor = remote.ClusterExecutor(address, tracking_uri(plan.pipeline.root))
     try:
+        if executor is not None:
+            executor.check(plan)
         result = run(plan, jobs=args.jobs or (executor.slots if executor else 2), overrides=merged,
                      on_end=lambda result: ended.update(result=result), cache_options=options, executor=executor)
     finally:

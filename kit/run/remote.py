@@ -26,6 +26,7 @@ from kit.errors import SpecError
 from kit.pipeline import notebooks
 
 CONNECT_TIMEOUT = 15  # s to reach the scheduler
+POLL_SECONDS = 0.05  # how often a running task's future is checked (a local check, no request)
 STOP_GRACE = 30.0  # s a stopped task has to kill its kernel and return what the notebook got to
 # The submitter's MLflow credentials go with each task, so the notebook's calls are its user's.
 PASSED_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
@@ -38,9 +39,10 @@ def address_from(option: str | None) -> str | None:
 
 
 class ClusterExecutor:
-    """A connection to a scheduler, checked against a plan; close() when the run is over."""
+    """A connection to a scheduler; check(plan) before a run, close() when done. One executor serves
+    any number of runs (`kit.run.run(plan, executor=...)`), one after the other or at once."""
 
-    def __init__(self, address: str, plan, tracking_uri: str):
+    def __init__(self, address: str, tracking_uri: str):
         from kit.store import is_server
 
         if not is_server(tracking_uri):
@@ -49,7 +51,7 @@ class ClusterExecutor:
                             "or set MLFLOW_TRACKING_URI to one the workers can reach")
         from distributed import Client
 
-        self.address, self.plan = address, plan
+        self.address = address
         try:
             self.client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError) as error:
@@ -57,10 +59,13 @@ class ClusterExecutor:
                             "one (`eval \"$(kit cluster up)\"`) or correct the address") from None
         try:
             self.workers = self.client.scheduler_info(n_workers=-1)["workers"]
-            check_resources(plan.pipeline, self.workers, address)
         except BaseException:
             self.client.close()
             raise
+
+    def check(self, plan) -> None:
+        """Every step's `resources` offered by a worker (SpecError, exit 2, before anything runs)."""
+        check_resources(plan.pipeline, self.workers, self.address)
 
     @property
     def slots(self) -> int:
@@ -68,8 +73,7 @@ class ClusterExecutor:
         return max(1, sum(w.get("nthreads", 1) for w in self.workers.values()))
 
     def execution(self, step, inputs: dict[str, Path], outputs: dict[str, Path], **fields) -> "RemoteExecution":
-        retries = step.spec.retries if step.spec.retries is not None else self.plan.pipeline.spec.retries
-        return RemoteExecution(self.client, step, inputs, outputs, retries, **fields)
+        return RemoteExecution(self.client, step, inputs, outputs, step.retries, **fields)
 
     def close(self) -> None:
         self.client.close()
@@ -113,7 +117,8 @@ class RemoteExecution:
 
     def __init__(self, client, step, inputs: dict[str, Path], outputs: dict[str, Path], retries: int, *,
                  input_path: Path, output_path: Path, parameters: dict[str, Any], kernel_name: str, cwd: Path,
-                 env: dict[str, str], log_path: Path | None = None, on_cell=None, kernel_pool=None):
+                 env: dict[str, str], log_path: Path | None = None, on_cell=None,
+                 kernel_pool=None):  # kernel_pool: this machine's kernels, not used (the worker starts its own)
         self.client, self.step, self.inputs, self.outputs, self.retries = client, step, inputs, outputs, retries
         self.input_path, self.output_path, self.parameters = input_path, output_path, parameters
         self.kernel_name, self.cwd, self.env, self.log_path, self.on_cell = kernel_name, cwd, env, log_path, on_cell
@@ -179,10 +184,7 @@ class RemoteExecution:
             raise RuntimeError(self.stop_reason or "stopped")
 
     def _request(self, inputs: bytes) -> dict:
-        from kit.store import tracking_uri
-
-        env = {**self.env, **{name: os.environ[name] for name in PASSED_ENV if name in os.environ},
-               "MLFLOW_TRACKING_URI": self.env.get("MLFLOW_TRACKING_URI") or tracking_uri(Path.cwd())}
+        env = {**self.env, **{name: os.environ[name] for name in PASSED_ENV if name in os.environ}}
         env.pop("KIT_PROJECT_ROOT", None)  # the submitter's folder means nothing on a worker
         source_name = self.input_path.name
         return {
@@ -197,14 +199,13 @@ class RemoteExecution:
 
     def _wait(self, future) -> dict:
         """The task's answer; after stop(), at most STOP_GRACE more (then the task is cancelled)."""
-        from distributed import TimeoutError as DaskTimeout
-
         stopped_at = None
         while True:
-            try:
-                return future.result(timeout=0.5)
-            except (DaskTimeout, TimeoutError):
-                pass
+            # Polled (a local check): future.result(timeout=...) racing the worker's death raised
+            # UnboundLocalError from inside distributed's sync().
+            if future.done():
+                return future.result()
+            time.sleep(POLL_SECONDS)
             if self.stop_reason and stopped_at is None:
                 stopped_at = time.monotonic()
             if stopped_at is not None and time.monotonic() - stopped_at > STOP_GRACE:
@@ -239,8 +240,7 @@ class RemoteExecution:
             for param, path in self.outputs.items():
                 received = staging / "outputs" / param
                 if received.exists():
-                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-                    shutil.move(received, path)
+                    shutil.move(received, path)  # the step's folder is new: nothing there to replace
             if (staging / "executed" / "notebook").is_file():
                 shutil.move(staging / "executed" / "notebook", self.output_path)
             if self.log_path is not None and (staging / "executed" / "kernel.log").is_file():

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import KIT, Project
+from tests.conftest import KIT, Project, tiny_edge_pipeline
 
 HIDING = os.geteuid() == 0  # mount namespaces need root
 
@@ -104,8 +104,8 @@ class LocalCluster:
             except psutil.NoSuchProcess:
                 continue
             for child in children:
-                try:
-                    if "kit-steps" in child.cwd():
+                try:  # (a kernel killed but not reaped yet runs nothing)
+                    if child.status() != psutil.STATUS_ZOMBIE and "kit-steps" in child.cwd():
                         found.append(child)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
@@ -181,10 +181,36 @@ def cluster_workers(address: str) -> list[str]:
 def test_a_step_needing_a_resource_no_worker_offers_is_refused_before_anything_runs(project):
     path = chain(project)
     path.write_text(path.read_text().replace("resources: {cpus: 1, memory: 100MB}", "resources: {gpu: 1}"))
+    before = len(project.runs("chain")) if project.client().get_experiment_by_name("chain") else 0
     done = project.kit("run", str(path))
     assert done.returncode == 2, done.stderr
-    assert "p.yaml:18: step 'c' needs gpu=1 (offered: 0)" in done.stderr
-    assert project.client().get_experiment_by_name("chain") is None or not project.runs("chain")
+    assert "p.yaml:16: step 'c' needs gpu=1 (offered: 0) on one worker, and no worker of" in done.stderr
+    assert (len(project.runs("chain")) if project.client().get_experiment_by_name("chain") else 0) == before
+
+
+def test_a_bad_resource_amount_is_refused_at_its_line(project):
+    path = chain(project)
+    path.write_text(path.read_text().replace("memory: 100MB", "memory: lots"))
+    done = project.kit("validate", str(path))
+    assert done.returncode == 2
+    assert "p.yaml:16: steps.2.resources: Value error, resource 'memory': 'lots' is not an amount of memory" in done.stderr
+
+
+def test_a_timeout_and_a_dead_kernel_on_a_worker_fail_their_steps_as_locally(project):
+    project.notebook("dies.ipynb", 'x = 1', "import os\nos._exit(1)")
+    slow(project, 60)
+    path = project.pipeline("""
+        name: broken
+        model: broken-model
+        steps:
+          - {name: slow, notebook: notebooks/slow.ipynb, outputs: {done: done.txt}, timeout: 4, cache: false}
+          - {name: dies, notebook: notebooks/dies.ipynb, cache: false}
+    """, name="broken.yaml")
+    done = project.kit("run", str(path))
+    assert done.returncode == 1, done.stderr
+    assert "step 'slow' (notebooks/slow.ipynb) timed out after 4s" in done.stderr
+    assert "step 'dies' (notebooks/dies.ipynb): the kernel died" in done.stderr
+    assert {r.info.status for r in step_runs(project, "broken").values()} == {"FAILED"}
 
 
 def test_a_local_store_is_refused_with_a_hint(project):
@@ -229,3 +255,15 @@ def test_with_retries_0_a_lost_worker_fails_the_step_naming_it(project, cluster)
     assert process.returncode == 1, stderr
     assert "was lost while running it" in stderr and "`retries: 0`" in stderr
     assert step_runs(project, "slow")["slow"].info.status == "FAILED"
+
+
+def test_gates_and_promotion_on_the_cluster_as_locally(project):
+    """One LightGBM step exported as an edge bundle on a worker; its output contract, the metric and
+    edge parity gates (Node) and the promotion run on the submitter, on the files the worker sent back."""
+    done = project.kit("run", str(tiny_edge_pipeline(project)))
+    assert done.returncode == 0, done.stderr
+    assert "champion" in done.stdout
+    client = project.client()
+    assert client.get_model_version_by_alias("tiny-model", "champion").version == "1"
+    train = step_runs(project, "tiny")["train"]
+    assert train.data.tags["kit.contract.data_path"] == "passed" and "kit.worker" in train.data.tags
