@@ -57,6 +57,7 @@ class ClusterExecutor:
         except (OSError, TimeoutError) as error:
             raise SpecError(f"--cluster {address}: no Dask scheduler answers there ({type(error).__name__}); start "
                             "one (`eval \"$(kit cluster up)\"`) or correct the address") from None
+        self.holdings = Holdings()
         try:
             self.workers = self.client.scheduler_info(n_workers=-1)["workers"]
         except BaseException:
@@ -73,7 +74,7 @@ class ClusterExecutor:
         return max(1, sum(w.get("nthreads", 1) for w in self.workers.values()))
 
     def execution(self, step, inputs: dict[str, Path], outputs: dict[str, Path], **fields) -> "RemoteExecution":
-        return RemoteExecution(self.client, step, inputs, outputs, step.retries, **fields)
+        return RemoteExecution(self.client, step, inputs, outputs, step.retries, holdings=self.holdings, **fields)
 
     def close(self) -> None:
         self.client.close()
@@ -112,14 +113,41 @@ def _amount(name: str, value: float) -> str:
     return f"{value:g}"
 
 
+class Holdings:
+    """Which worker holds which content (by hash) in its store, as the tasks' answers told."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, worker: str, digests) -> None:
+        with self._lock:
+            for digest in digests:
+                self._held.setdefault(digest, set()).add(worker)
+
+    def forget(self, worker: str) -> None:
+        with self._lock:
+            for holders in self._held.values():
+                holders.discard(worker)
+
+    def holder(self, digests: list[str]) -> str | None:
+        """A worker that holds every one of `digests` (None if none does, or there are none)."""
+        with self._lock:
+            common = set.intersection(*(self._held.get(d, set()) for d in digests)) if digests else set()
+        return sorted(common)[0] if common else None
+
+
 class RemoteExecution:
     """A step's notebook executed as a Dask task; the runner treats it as it treats an Execution."""
 
     def __init__(self, client, step, inputs: dict[str, Path], outputs: dict[str, Path], retries: int, *,
                  input_path: Path, output_path: Path, parameters: dict[str, Any], kernel_name: str, cwd: Path,
                  env: dict[str, str], log_path: Path | None = None, on_cell=None,
-                 kernel_pool=None):  # kernel_pool: this machine's kernels, not used (the worker starts its own)
+                 kernel_pool=None,  # this machine's kernels: not used (the worker starts its own)
+                 holdings: Holdings | None = None):
         self.client, self.step, self.inputs, self.outputs, self.retries = client, step, inputs, outputs, retries
+        self.holdings = holdings or Holdings()
+        self.sent_inputs: list[str] = []  # input parameters whose bytes went with the task (not held there)
         self.input_path, self.output_path, self.parameters = input_path, output_path, parameters
         self.kernel_name, self.cwd, self.env, self.log_path, self.on_cell = kernel_name, cwd, env, log_path, on_cell
         self.stop_reason: str | None = None
@@ -146,22 +174,36 @@ class RemoteExecution:
         """Submit, wait, resubmit when the worker is lost (up to `retries`); raises the notebook's error."""
         from distributed.scheduler import KilledWorker
 
+        from kit.files import sha256_tree
         from kit.run import remote_task
 
-        request = self._request(remote_task.pack(self.inputs))
+        digests = {param: sha256_tree(path) for param, path in self.inputs.items()}
+        holder = self.holdings.holder(list(digests.values()))
+        request = self._request(digests if holder else {})
         topic = f"kit-step-{self._run_id}"
         self.client.subscribe_topic(topic, self._event)
         try:
-            attempt = 0
-            while True:
-                request["key"] = f"kit-step-{self.step.name}-{self._run_id[:12]}-{attempt}"
+            attempt = submission = 0
+            while True:  # a key per submission: Dask gives a known key's result back without running it
+                submission += 1
+                request["key"] = f"kit-step-{self.step.name}-{self._run_id[:12]}-{submission}"
+                # To the worker holding its inputs if one does (Dask may still choose another,
+                # which then answers `missing`); else anywhere, with the inputs' bytes.
                 future = self.client.submit(remote_task.run_step, request, key=request["key"], pure=False,
-                                            resources=dict(self.step.spec.resources) or None, retries=0)
+                                            resources=dict(self.step.spec.resources) or None, retries=0,
+                                            workers=[holder] if request["held_inputs"] else None,
+                                            allow_other_workers=bool(request["held_inputs"]))
                 try:
                     answer = self._wait(future)
+                    if answer.get("missing"):
+                        self.holdings.forget(answer["worker"])
+                        request = self._request({})
+                        continue
                 except KilledWorker as lost:
                     worker = getattr(lost.last_worker, "address", str(lost.last_worker))
                     self.lost.append(worker)
+                    self.holdings.forget(worker)
+                    request = self._request({})
                     self._tag({f"kit.retry.{attempt + 1}" if attempt < self.retries else "kit.lost_worker":
                                f"worker {worker} was lost while running the step (attempt {attempt + 1})"})
                     if attempt >= self.retries or self.stop_reason:
@@ -175,15 +217,23 @@ class RemoteExecution:
         finally:
             self.client.unsubscribe_topic(topic)
         self._tag({"kit.worker": answer["worker"], "kit.worker_name": answer["worker_name"],
+                   "kit.inputs_sent": ", ".join(self.sent_inputs) or "none (held by the worker)" if self.inputs else "none",
                    **({"kit.retries_used": str(attempt)} if attempt else {})})
         self.worker = answer["worker"]
+        self.holdings.add(answer["worker"], [*answer.get("output_hashes", {}).values(), *digests.values()])
         self._receive(answer)
         if answer["error"] is not None:
             raise rebuild(answer["error"])
         if answer["stopped"] or self.stop_reason:
             raise RuntimeError(self.stop_reason or "stopped")
 
-    def _request(self, inputs: bytes) -> dict:
+    def _request(self, held: dict[str, str]) -> dict:
+        """The task's argument; `held`: input parameter -> hash of the inputs the chosen worker holds
+        (not sent), the others packed into it."""
+        from kit.run.remote_task import pack
+
+        self.sent_inputs = [param for param in self.inputs if param not in held]
+        inputs = pack({param: self.inputs[param] for param in self.sent_inputs})
         env = {**self.env, **{name: os.environ[name] for name in PASSED_ENV if name in os.environ}}
         env.pop("KIT_PROJECT_ROOT", None)  # the submitter's folder means nothing on a worker
         source_name = self.input_path.name
@@ -191,7 +241,7 @@ class RemoteExecution:
             "step": self.step.name, "notebook": self.input_path.read_bytes(), "notebook_name": source_name,
             "executed_name": notebooks.executed_name(self.input_path), "parameters": {
                 k: v for k, v in self.parameters.items() if k not in self.inputs and k not in self.outputs},
-            "input_params": list(self.inputs), "inputs": inputs,
+            "input_params": list(self.inputs), "inputs": inputs, "held_inputs": held,
             "outputs": {param: path.name for param, path in self.outputs.items()}, "kernel": self.kernel_name,
             "env": env, "timeout": self.step.timeout, "stop_event": self._stop_event,
             "topic": f"kit-step-{self._run_id}",

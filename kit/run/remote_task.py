@@ -1,8 +1,11 @@
 """What a Dask worker does for one step (the task `kit run --cluster` submits): nothing here reads
 the submitter's disk.
 
-The request carries the notebook's source, its parameters, and its input files (packed); the
-worker unpacks them into a scratch folder of its own, runs the notebook with papermill in a
+The request carries the notebook's source, its parameters, and its input files (packed), except
+those the worker already holds: each worker keeps the inputs it received and the outputs it
+produced in a content-addressed folder (kit-cas/SHA256, the hash the step cache uses), and the
+submitter sends a step to a worker that holds its inputs by hash when one does. The worker puts
+them into a scratch folder of its own, runs the notebook with papermill in a
 kernel it started (one per worker thread: the kernel, not the worker, changes directory, and
 every path given is absolute), and returns the outputs, the executed notebook and the kernel's
 log, packed. The step's MLflow run id and tracking server come in its environment, so the
@@ -55,22 +58,32 @@ def run_step(request: dict) -> dict:
     if stop.is_set():  # stopped before it started: no kernel, nothing to return
         answer["stopped"] = True
         return answer
+    store = Path(worker.local_directory).resolve() / "kit-cas"
+    missing = [param for param, digest in request["held_inputs"].items() if not (store / digest).exists()]
+    if missing:  # sent here for inputs this worker no longer holds (or by Dask to another): ask for the bytes
+        answer["missing"] = missing
+        return answer
     worker.log_event(topic, {"event": "started", "worker": worker.address, "worker_name": str(worker.name)})
     scratch = Path(worker.local_directory).resolve() / "kit-steps" / f"{request['key']}"
     shutil.rmtree(scratch, ignore_errors=True)
     try:
-        return _execute(request, scratch, worker, stop, topic, answer)
+        return _execute(request, scratch, store, worker, stop, topic, answer)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _execute(request: dict, scratch: Path, worker, stop, topic: str, answer: dict) -> dict:
+def _execute(request: dict, scratch: Path, store: Path, worker, stop, topic: str, answer: dict) -> dict:
     from kit.run.notebook import Execution
 
     source = scratch / "source" / request["notebook_name"]
     source.parent.mkdir(parents=True)
     source.write_bytes(request["notebook"])
     unpack(request["inputs"], scratch / "inputs")
+    for param, digest in request["held_inputs"].items():
+        _copy(store / digest, scratch / "inputs" / param)
+    for param in request["input_params"]:
+        if param not in request["held_inputs"]:
+            _keep(scratch / "inputs" / param, store)
     work = scratch / "work"
     work.mkdir()
     paths = {param: str(scratch / "inputs" / param) for param in request["input_params"]}
@@ -107,8 +120,35 @@ def _execute(request: dict, scratch: Path, worker, stop, topic: str, answer: dic
         answer["error"] = describe(failure[0])
     answer["peak_memory_mb"] = execution.peak_memory_mb
     outputs = {f"outputs/{param}": work / name for param, name in request["outputs"].items()}
+    if answer["error"] is None and not answer["stopped"]:
+        answer["output_hashes"] = {param: _keep(work / name, store) for param, name in request["outputs"].items()
+                                   if (work / name).exists()}
     answer["files"] = pack({**outputs, "executed/notebook": executed, "executed/kernel.log": log})
     return answer
+
+
+def _keep(path: Path, store: Path) -> str:
+    """A copy of `path` in the worker's content-addressed store; returns its hash (kit.files.sha256_tree)."""
+    from kit.files import sha256_tree
+
+    digest = sha256_tree(path)
+    target = store / digest
+    if not target.exists():
+        staging = store / f".{digest}.{threading.get_ident()}"
+        _copy(path, staging)
+        try:
+            staging.rename(target)  # whole or not at all: another thread may keep the same content
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    return digest
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copyfile(source, target)
 
 
 def _stop_requested(stop) -> bool:

@@ -165,6 +165,9 @@ def test_a_pipeline_runs_on_the_workers_with_outputs_passed_between_steps(projec
     runs = step_runs(project, "chain")
     assert {r.data.tags["kit.worker"] for r in runs.values()} <= set(
         cluster_workers(cluster.address)), "each step's run names the worker that ran it"
+    # b and c went where their inputs were (the worker that made them keeps them by hash): no bytes sent
+    assert runs["b"].data.tags["kit.inputs_sent"] == runs["c"].data.tags["kit.inputs_sent"] == "none (held by the worker)"
+    assert runs["b"].data.tags["kit.worker"] == runs["a"].data.tags["kit.worker"]
     assert runs["a"].data.metrics["rows"] == 3  # the notebook's own MLflow call, from the worker, via the server
     client = project.client()
     assert [f.path for f in client.list_artifacts(runs["c"].info.run_id, "outputs")] == ["outputs/total_path"]
@@ -267,3 +270,11 @@ def test_gates_and_promotion_on_the_cluster_as_locally(project):
     assert client.get_model_version_by_alias("tiny-model", "champion").version == "1"
     train = step_runs(project, "tiny")["train"]
     assert train.data.tags["kit.contract.data_path"] == "passed" and "kit.worker" in train.data.tags
+
+
+def test_cluster_up_again_finds_it_running_and_refuses_other_settings(cluster):
+    again = cluster.kit_cluster("up", "--workers", "2", *(["--hide", str(cluster.hide)] if cluster.hide else []))
+    assert again.returncode == 0 and again.stdout.strip() == f"export KIT_CLUSTER={cluster.address}"
+    assert "already running" in again.stderr
+    other = cluster.kit_cluster("up", "--workers", "3")
+    assert other.returncode == 2 and "already running" in other.stderr and "kit cluster down" in other.stderr

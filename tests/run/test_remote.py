@@ -1,0 +1,47 @@
+"""Unit tests of the cluster path's checks (no scheduler: the workers as the scheduler describes them)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kit.errors import SpecError
+from kit.pipeline.schema import PipelineSpec
+from kit.run.cluster import parse_resources
+from kit.run.remote import check_resources
+
+WORKERS = {"tcp://127.0.0.1:1": {"name": "worker-1", "nthreads": 1, "resources": {"cpus": 1, "memory": 2**33}},
+           "tcp://127.0.0.1:2": {"name": "worker-2", "nthreads": 1,
+                                 "resources": {"cpus": 4, "memory": 2**32, "gpu": 1}}}
+
+
+class Pipeline:
+    def __init__(self, *resources: dict):
+        self.spec = PipelineSpec(name="p", model="m", steps=[
+            {"name": f"s{i}", "notebook": "n.ipynb", "resources": r} for i, r in enumerate(resources)])
+
+    @staticmethod
+    def where(*location) -> str:
+        return f"p.yaml:{'.'.join(map(str, location))}"
+
+
+def test_a_step_runs_where_one_worker_offers_everything_it_needs():
+    check_resources(Pipeline({"cpus": 2, "gpu": 1}, {"memory": "8GiB"}, {}), WORKERS, "tcp://s:8786")
+
+
+def test_needs_met_only_by_different_workers_together_are_refused_naming_what_is_missing():
+    with pytest.raises(SpecError) as refused:
+        check_resources(Pipeline({}, {"memory": "8GiB", "gpu": 1}), WORKERS, "tcp://s:8786")
+    message = str(refused.value)
+    assert message.startswith("p.yaml:steps.1.resources: step 's1' needs ")
+    assert "no worker of tcp://s:8786 offers that" in message and "worker-2: cpus=4, memory=4.00 GiB, gpu=1" in message
+
+
+def test_no_workers_at_all_is_refused():
+    with pytest.raises(SpecError, match="the scheduler has no workers"):
+        check_resources(Pipeline({}), {}, "tcp://s:8786")
+
+
+def test_resources_on_the_command_line():
+    assert parse_resources("gpu=1, fpga=0.5") == {"gpu": 1.0, "fpga": 0.5}
+    with pytest.raises(SpecError, match="'gpu' is not NAME=NUMBER"):
+        parse_resources("gpu")
