@@ -123,10 +123,15 @@ def _running(state: dict) -> bool:
 
 def _stop(state: dict) -> list[str]:
     stopped = []
-    for pid in state.get("worker_pids", []):  # workers first: a scheduler gone first makes them retry and log
-        if _alive(pid, "dask"):
-            _stop_group(pid, timeout=10)
-            stopped.append(f"worker (pid {pid})")
+    workers = [pid for pid in state.get("worker_pids", []) if _alive(pid, "dask")]
+    for pid in workers:  # all asked at once (each takes a second or two to close), then waited for
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for pid in workers:  # workers first: a scheduler gone first makes them retry and log
+        _stop_group(pid, timeout=10)
+        stopped.append(f"worker (pid {pid})")
     pid = state.get("scheduler_pid")
     if _alive(pid, "dask"):
         _stop_group(pid, timeout=10)

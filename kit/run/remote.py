@@ -26,6 +26,7 @@ from kit.errors import SpecError
 from kit.pipeline import notebooks
 
 CONNECT_TIMEOUT = 15  # s to reach the scheduler
+SCATTER_BYTES = 1_000_000  # packed inputs above this go to the cluster before the task that needs them
 POLL_SECONDS = 0.05  # how often a running task's future is checked (a local check, no request)
 STOP_GRACE = 30.0  # s a stopped task has to kill its kernel and return what the notebook got to
 # The submitter's MLflow credentials go with each task, so the notebook's calls are its user's.
@@ -189,7 +190,8 @@ class RemoteExecution:
                 request["key"] = f"kit-step-{self.step.name}-{self._run_id[:12]}-{submission}"
                 # To the worker holding its inputs if one does (Dask may still choose another,
                 # which then answers `missing`); else anywhere, with the inputs' bytes.
-                future = self.client.submit(remote_task.run_step, request, key=request["key"], pure=False,
+                future = self.client.submit(remote_task.run_step, request, self._inputs(request), key=request["key"],
+                                            pure=False,
                                             resources=dict(self.step.spec.resources) or None, retries=0,
                                             workers=[holder] if request["held_inputs"] else None,
                                             allow_other_workers=bool(request["held_inputs"]))
@@ -216,6 +218,8 @@ class RemoteExecution:
                 break
         finally:
             self.client.unsubscribe_topic(topic)
+            if self.stop_reason:
+                self._clear_stop()
         self._tag({"kit.worker": answer["worker"], "kit.worker_name": answer["worker_name"],
                    "kit.inputs_sent": ", ".join(self.sent_inputs) or "none (held by the worker)" if self.inputs else "none",
                    **({"kit.retries_used": str(attempt)} if attempt else {})})
@@ -226,6 +230,20 @@ class RemoteExecution:
             raise rebuild(answer["error"])
         if answer["stopped"] or self.stop_reason:
             raise RuntimeError(self.stop_reason or "stopped")
+
+    def _inputs(self, request: dict):
+        """The packed inputs as the task's second argument: small ones in the task itself, larger ones
+        scattered to the cluster first (Dask warns about, and slows down on, large tasks)."""
+        blob = request.pop("inputs")
+        return blob if len(blob) < SCATTER_BYTES else self.client.scatter(blob, hash=False)
+
+    def _clear_stop(self) -> None:
+        from distributed import Event
+
+        try:
+            Event(self._stop_event, client=self.client).clear()  # the scheduler forgets it
+        except Exception:
+            pass
 
     def _request(self, held: dict[str, str]) -> dict:
         """The task's argument; `held`: input parameter -> hash of the inputs the chosen worker holds

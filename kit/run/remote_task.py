@@ -46,7 +46,7 @@ def unpack(blob: bytes, folder: Path) -> None:
         tar.extractall(folder, filter="data")  # no absolute paths, no links out of `folder`
 
 
-def run_step(request: dict) -> dict:
+def run_step(request: dict, inputs: bytes = b"") -> dict:
     """Run one step on this worker; returns {"worker", "files", "error", "peak_memory_mb", "stopped"}."""
     from distributed import Event, get_worker
 
@@ -67,18 +67,18 @@ def run_step(request: dict) -> dict:
     scratch = Path(worker.local_directory).resolve() / "kit-steps" / f"{request['key']}"
     shutil.rmtree(scratch, ignore_errors=True)
     try:
-        return _execute(request, scratch, store, worker, stop, topic, answer)
+        return _execute(request, inputs, scratch, store, worker, stop, topic, answer)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _execute(request: dict, scratch: Path, store: Path, worker, stop, topic: str, answer: dict) -> dict:
+def _execute(request: dict, inputs: bytes, scratch: Path, store: Path, worker, stop, topic: str, answer: dict) -> dict:
     from kit.run.notebook import Execution
 
     source = scratch / "source" / request["notebook_name"]
     source.parent.mkdir(parents=True)
     source.write_bytes(request["notebook"])
-    unpack(request["inputs"], scratch / "inputs")
+    unpack(inputs, scratch / "inputs")
     for param, digest in request["held_inputs"].items():
         _copy(store / digest, scratch / "inputs" / param)
     for param in request["input_params"]:

@@ -278,3 +278,36 @@ def test_cluster_up_again_finds_it_running_and_refuses_other_settings(cluster):
     assert "already running" in again.stderr
     other = cluster.kit_cluster("up", "--workers", "3")
     assert other.returncode == 2 and "already running" in other.stderr and "kit cluster down" in other.stderr
+
+
+def test_a_large_input_travels_to_the_worker_and_its_output_back(tracking_server, cluster, tmp_path):
+    """In process, the executor the runner uses: a 2 MB input (scattered to the cluster before the task,
+    as Dask advises for large arguments) copied by the notebook on a worker that cannot see tmp_path."""
+    from types import SimpleNamespace
+
+    from mlflow import MlflowClient
+
+    from kit.run.remote import ClusterExecutor
+    from tests.conftest import write_notebook
+
+    cluster.up()
+    client = MlflowClient(tracking_server)
+    run = client.create_run(client.create_experiment(f"large-{time.time_ns()}"))
+    notebook = write_notebook(tmp_path / "copy.ipynb", 'data = "d"\nout = "o"', "import shutil\nshutil.copyfile(data, out)")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2_000_000))
+    out = tmp_path / "out.bin"
+    step = SimpleNamespace(name="copy", spec=SimpleNamespace(resources={}), timeout=120, retries=1)
+    executor = ClusterExecutor(cluster.address, tracking_server)
+    try:
+        execution = executor.execution(step, {"data": big}, {"out": out}, input_path=notebook,
+                                       output_path=tmp_path / "executed.ipynb", parameters={"data": str(big), "out": str(out)},
+                                       kernel_name="kit", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": tracking_server,
+                                                                             "MLFLOW_RUN_ID": run.info.run_id},
+                                       log_path=tmp_path / "kernel.log")
+        execution.run()
+    finally:
+        executor.close()
+    assert out.read_bytes() == big.read_bytes()
+    assert (tmp_path / "executed.ipynb").is_file()
+    assert client.get_run(run.info.run_id).data.tags["kit.inputs_sent"] == "data"
