@@ -58,12 +58,12 @@ class ClusterExecutor:
         except (OSError, TimeoutError) as error:
             raise SpecError(f"--cluster {address}: no Dask scheduler answers there ({type(error).__name__}); start "
                             "one (`eval \"$(kit cluster up)\"`) or correct the address") from None
-        self.holdings = Holdings()
         try:
             self.workers = self.client.scheduler_info(n_workers=-1)["workers"]
         except BaseException:
             self.client.close()
             raise
+        self.holdings = Holdings({address: w.get("nthreads", 1) for address, w in self.workers.items()})
 
     def check(self, plan) -> None:
         """Every step's `resources` offered by a worker (SpecError, exit 2, before anything runs)."""
@@ -115,11 +115,23 @@ def _amount(name: str, value: float) -> str:
 
 
 class Holdings:
-    """Which worker holds which content (by hash) in its store, as the tasks' answers told."""
+    """Which worker holds which content (by hash) in its store, as the tasks' answers told, and how
+    many of this process's steps each is running: a step goes to a holder only if it has a free
+    thread, so steps sharing an input (a sweep's variants) still spread over the workers."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: dict[str, int] | None = None) -> None:
         self._held: dict[str, set[str]] = {}
+        self._threads = threads or {}  # worker -> threads
+        self._running: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def started(self, worker: str) -> None:
+        with self._lock:
+            self._running[worker] = self._running.get(worker, 0) + 1
+
+    def ended(self, worker: str) -> None:
+        with self._lock:
+            self._running[worker] = max(0, self._running.get(worker, 0) - 1)
 
     def add(self, worker: str, digests) -> None:
         with self._lock:
@@ -135,7 +147,8 @@ class Holdings:
         """A worker that holds every one of `digests` (None if none does, or there are none)."""
         with self._lock:
             common = set.intersection(*(self._held.get(d, set()) for d in digests)) if digests else set()
-        return sorted(common)[0] if common else None
+            free = [w for w in common if self._running.get(w, 0) < self._threads.get(w, 1)]
+        return sorted(free)[0] if free else None
 
 
 class RemoteExecution:
@@ -158,6 +171,8 @@ class RemoteExecution:
         self._run_id = env["MLFLOW_RUN_ID"]
         self._stop_event = f"kit-stop-{self._run_id}-{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()
+        self._started_on: dict[str, str] = {}  # submission key -> worker, while it runs
+        self._ended: set[str] = set()
 
     def stop(self, reason: str) -> None:
         """Ask the task to kill its kernel (from any thread); run() returns once it did."""
@@ -196,7 +211,14 @@ class RemoteExecution:
                                             workers=[holder] if request["held_inputs"] else None,
                                             allow_other_workers=bool(request["held_inputs"]))
                 try:
-                    answer = self._wait(future)
+                    try:
+                        answer = self._wait(future)
+                    finally:
+                        with self._lock:
+                            self._ended.add(request["key"])
+                            worker = self._started_on.pop(request["key"], None)
+                        if worker is not None:
+                            self.holdings.ended(worker)
                     if answer.get("missing"):
                         self.holdings.forget(answer["worker"])
                         request = self._request({})
@@ -284,7 +306,11 @@ class RemoteExecution:
         """Events from the task (called in the client's thread): where it started, each cell."""
         _, message = event
         if message.get("event") == "started":
-            self.worker = message["worker"]
+            with self._lock:  # (the answer may come before this event: then it is not counted at all)
+                if message["key"] in self._ended:
+                    return
+                self._started_on[message["key"]] = message["worker"]
+            self.holdings.started(message["worker"])
         elif message.get("event") == "cell" and self.on_cell is not None:
             try:
                 self.on_cell(message["number"], message["total"])

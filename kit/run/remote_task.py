@@ -63,7 +63,7 @@ def run_step(request: dict, inputs: bytes = b"") -> dict:
     if missing:  # sent here for inputs this worker no longer holds (or by Dask to another): ask for the bytes
         answer["missing"] = missing
         return answer
-    worker.log_event(topic, {"event": "started", "worker": worker.address, "worker_name": str(worker.name)})
+    worker.log_event(topic, {"event": "started", "key": request["key"], "worker": worker.address})
     scratch = Path(worker.local_directory).resolve() / "kit-steps" / f"{request['key']}"
     shutil.rmtree(scratch, ignore_errors=True)
     try:

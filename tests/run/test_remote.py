@@ -45,3 +45,18 @@ def test_resources_on_the_command_line():
     assert parse_resources("gpu=1, fpga=0.5") == {"gpu": 1.0, "fpga": 0.5}
     with pytest.raises(SpecError, match="'gpu' is not NAME=NUMBER"):
         parse_resources("gpu")
+
+
+def test_a_step_goes_to_the_worker_holding_its_inputs_only_while_that_worker_has_a_free_thread():
+    from kit.run.remote import Holdings
+
+    holdings = Holdings({"w1": 1, "w2": 1})
+    holdings.add("w1", ["features", "labels"])
+    holdings.add("w2", ["labels"])
+    assert holdings.holder(["features", "labels"]) == "w1"
+    assert holdings.holder(["labels", "other"]) is None  # nobody holds both: the bytes are sent
+    holdings.started("w1")  # a sweep's first variant runs there: the second goes anywhere, with its inputs
+    assert holdings.holder(["features"]) is None and holdings.holder(["labels"]) == "w2"
+    holdings.ended("w1")
+    holdings.forget("w1")  # lost: what it held is gone
+    assert holdings.holder(["features"]) is None
