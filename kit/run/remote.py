@@ -179,8 +179,9 @@ class RemoteExecution:
         from distributed import Event
 
         with self._lock:
-            if self.stop_reason is None:
-                self.stop_reason = reason
+            if self.stop_reason is not None:  # the runner repeats it at every poll until the task returns
+                return
+            self.stop_reason = reason
         try:
             Event(self._stop_event, client=self.client).set()
         except Exception:  # the scheduler is gone: so is the task
@@ -273,7 +274,7 @@ class RemoteExecution:
         from kit.run.remote_task import pack
 
         self.sent_inputs = [param for param in self.inputs if param not in held]
-        inputs = pack({param: self.inputs[param] for param in self.sent_inputs})
+        inputs = pack({f"{param}/{self.inputs[param].name}": self.inputs[param] for param in self.sent_inputs})
         env = {**self.env, **{name: os.environ[name] for name in PASSED_ENV if name in os.environ}}
         env.pop("KIT_PROJECT_ROOT", None)  # the submitter's folder means nothing on a worker
         source_name = self.input_path.name
@@ -281,7 +282,8 @@ class RemoteExecution:
             "step": self.step.name, "notebook": self.input_path.read_bytes(), "notebook_name": source_name,
             "executed_name": notebooks.executed_name(self.input_path), "parameters": {
                 k: v for k, v in self.parameters.items() if k not in self.inputs and k not in self.outputs},
-            "input_params": list(self.inputs), "inputs": inputs, "held_inputs": held,
+            "input_names": {param: path.name for param, path in self.inputs.items()}, "inputs": inputs,
+            "held_inputs": held,
             "outputs": {param: path.name for param, path in self.outputs.items()}, "kernel": self.kernel_name,
             "env": env, "timeout": self.step.timeout, "stop_event": self._stop_event,
             "topic": f"kit-step-{self._run_id}",

@@ -78,15 +78,17 @@ def _execute(request: dict, inputs: bytes, scratch: Path, store: Path, worker, s
     source = scratch / "source" / request["notebook_name"]
     source.parent.mkdir(parents=True)
     source.write_bytes(request["notebook"])
+    # Each input under its own name (readers such as Keras's load_model go by the extension).
+    placed = {param: scratch / "inputs" / param / name for param, name in request["input_names"].items()}
     unpack(inputs, scratch / "inputs")
     for param, digest in request["held_inputs"].items():
-        _copy(store / digest, scratch / "inputs" / param)
-    for param in request["input_params"]:
+        _copy(store / digest, placed[param])
+    for param, path in placed.items():
         if param not in request["held_inputs"]:
-            _keep(scratch / "inputs" / param, store)
+            _keep(path, store)
     work = scratch / "work"
     work.mkdir()
-    paths = {param: str(scratch / "inputs" / param) for param in request["input_params"]}
+    paths = {param: str(path) for param, path in placed.items()}
     paths.update({param: str(work / name) for param, name in request["outputs"].items()})
     executed = scratch / "executed" / request["executed_name"]
     executed.parent.mkdir()

@@ -32,6 +32,7 @@ mlflow.log_metric("rows", 3)
 """
 STEP_B = """
 import pathlib
+assert pathlib.Path(numbers).name == "numbers.txt", numbers  # inputs keep their names (Keras goes by extension)
 values = [int(v) for v in pathlib.Path(numbers).read_text().split()]
 out = pathlib.Path(doubled)
 out.mkdir()
