@@ -64,7 +64,12 @@ def up(folder: Path, workers: int, threads: int = 1, resources: dict[str, float]
     folder = folder.resolve()
     state = _read_json(folder / STATE)
     hide = [str(Path(p).resolve()) for p in hide or []]
+    if hide and os.geteuid() != 0:
+        raise SpecError("--hide needs root (it mounts an empty folder over each one in the workers' own mount "
+                        "namespace); leave it out, or run the workers on another machine")
     for path in hide:
+        if not Path(path).is_dir():
+            raise SpecError(f"--hide {path}: no such folder")
         if folder == Path(path) or Path(path) in folder.parents:
             raise SpecError(f"--hide {path}: the cluster's own folder {folder} is inside it; use another --dir")
     wanted = {"workers": workers, "threads": threads, "resources": resources or {}, "hide": hide}
