@@ -224,13 +224,15 @@ def test_a_local_store_is_refused_with_a_hint(project):
     assert "which the workers cannot reach" in done.stderr and "kit server up" in done.stderr
 
 
-def test_ctrl_c_stops_the_remote_kernel_and_marks_the_runs_killed(project, cluster):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_the_remote_kernel_and_marks_the_runs_killed(project, cluster, sig, code):
     process = project.popen("run", str(slow(project, 120)))
     cluster.worker_running_a_step()
     time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode == code, stderr
+    assert "marked KILLED" in stderr
     runs = project.runs("slow")
     assert {r.info.status for r in runs} == {"KILLED"}
     deadline = time.monotonic() + 10
