@@ -18,6 +18,7 @@ notebook got to.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tarfile
 import threading
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 POLL_SECONDS = 0.2  # how often the task checks its stop Event
+# The worker's store of inputs and outputs by hash is kept under this size (KIT_WORKER_STORE_GB).
+STORE_BYTES = int(float(os.environ.get("KIT_WORKER_STORE_GB", "20")) * 2**30)
 _kernels: dict[str, Any] = {}  # kernel name -> WarmKernels of this worker process
 _kernels_lock = threading.Lock()
 
@@ -59,30 +62,41 @@ def run_step(request: dict, inputs: bytes = b"") -> dict:
         answer["stopped"] = True
         return answer
     store = Path(worker.local_directory).resolve() / "kit-cas"
-    missing = [param for param, digest in request["held_inputs"].items() if not (store / digest).exists()]
-    if missing:  # sent here for inputs this worker no longer holds (or by Dask to another): ask for the bytes
-        answer["missing"] = missing
-        return answer
-    worker.log_event(topic, {"event": "started", "key": request["key"], "worker": worker.address})
     scratch = Path(worker.local_directory).resolve() / "kit-steps" / f"{request['key']}"
     shutil.rmtree(scratch, ignore_errors=True)
     try:
-        return _execute(request, inputs, scratch, store, worker, stop, topic, answer)
+        # Each input under its own name (readers such as Keras's load_model go by the extension).
+        placed = {param: scratch / "inputs" / param / name for param, name in request["input_names"].items()}
+        missing = _take_held(request["held_inputs"], store, placed)
+        if missing:  # sent here for inputs this worker no longer holds (or by Dask to another): ask for the bytes
+            answer["missing"] = missing
+            return answer
+        worker.log_event(topic, {"event": "started", "key": request["key"], "worker": worker.address})
+        return _execute(request, inputs, placed, scratch, store, worker, stop, topic, answer)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _execute(request: dict, inputs: bytes, scratch: Path, store: Path, worker, stop, topic: str, answer: dict) -> dict:
+def _take_held(held: dict[str, str], store: Path, placed: dict[str, Path]) -> list[str]:
+    """Copy the inputs this worker holds into place; returns those it does not hold (any more)."""
+    missing = []
+    for param, digest in held.items():
+        try:
+            _copy(store / digest, placed[param])
+            os.utime(store / digest)  # recently used: pruned last
+        except FileNotFoundError:
+            missing.append(param)
+    return missing
+
+
+def _execute(request: dict, inputs: bytes, placed: dict[str, Path], scratch: Path, store: Path, worker, stop,
+             topic: str, answer: dict) -> dict:
     from kit.run.notebook import Execution
 
     source = scratch / "source" / request["notebook_name"]
     source.parent.mkdir(parents=True)
     source.write_bytes(request["notebook"])
-    # Each input under its own name (readers such as Keras's load_model go by the extension).
-    placed = {param: scratch / "inputs" / param / name for param, name in request["input_names"].items()}
     unpack(inputs, scratch / "inputs")
-    for param, digest in request["held_inputs"].items():
-        _copy(store / digest, placed[param])
     for param, path in placed.items():
         if param not in request["held_inputs"]:
             _keep(path, store)
@@ -125,6 +139,7 @@ def _execute(request: dict, inputs: bytes, scratch: Path, store: Path, worker, s
     if answer["error"] is None and not answer["stopped"]:
         answer["output_hashes"] = {param: _keep(work / name, store) for param, name in request["outputs"].items()
                                    if (work / name).exists()}
+        _prune(store, STORE_BYTES)
     answer["files"] = pack({**outputs, "executed/notebook": executed, "executed/kernel.log": log})
     return answer
 
@@ -145,6 +160,29 @@ def _keep(path: Path, store: Path) -> str:
     return digest
 
 
+def _prune(store: Path, limit: int) -> None:
+    """Keep the store under `limit` bytes, removing the least recently used entries first (a step
+    that needed one is then sent its bytes again: the store only saves transfers)."""
+    from kit.files import folder_size
+
+    entries = []
+    for entry in store.iterdir():
+        if not entry.name.startswith("."):
+            try:
+                entries.append((entry.stat().st_mtime, folder_size(entry), entry))
+            except FileNotFoundError:
+                continue
+    total = sum(size for _, size, _ in entries)
+    for _, size, entry in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        total -= size
+
+
 def _copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
@@ -163,8 +201,6 @@ def _stop_requested(stop) -> bool:
 def _warm_kernels(kernel: str, worker):
     """One pool of kernels started ahead per worker process and kernel spec (started while the
     previous step runs, as on a laptop); each step hands its kernel its own environment and folder."""
-    import os
-
     from kit.run.kernels import WarmKernels
 
     with _kernels_lock:

@@ -60,3 +60,15 @@ def test_a_step_goes_to_the_worker_holding_its_inputs_only_while_that_worker_has
     holdings.ended("w1")
     holdings.forget("w1")  # lost: what it held is gone
     assert holdings.holder(["features"]) is None
+
+
+def test_the_workers_store_drops_its_least_recently_used_entries_past_its_size(tmp_path):
+    import os
+
+    from kit.run.remote_task import _prune
+
+    for age, name in enumerate(["newest", "middle", "oldest"]):
+        (tmp_path / name).write_bytes(b"x" * 100)
+        os.utime(tmp_path / name, (1000 - age, 1000 - age))
+    _prune(tmp_path, limit=250)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["middle", "newest"]
