@@ -100,7 +100,7 @@ def up(folder: Path, workers: int, threads: int = 1, resources: dict[str, float]
             state["worker_pids"].append(_spawn(command, folder / "logs" / f"worker-{number}.log", scratch,
                                                _worker_env(scratch), hide=hide))
             _write_json(folder / STATE, state)
-        say(f"kit cluster: waiting for {workers} workers ({threads} thread{'s' * (threads > 1)} each"
+        say(f"kit cluster: waiting for {workers} worker{'s' * (workers > 1)} ({threads} thread{'s' * (threads > 1)} each"
             f"{', not seeing ' + ', '.join(hide) if hide else ''})")
         _wait_ready(folder, state)
     except BaseException:  # a cluster that did not come up leaves no process behind
