@@ -39,7 +39,8 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
 
     run = commands.add_parser("run", help="validate, then run every step and track it in MLflow")
     pipeline_args(run)
-    run.add_argument("-j", "--jobs", type=int, default=2, help="steps run at the same time when independent (default 2)")
+    run.add_argument("-j", "--jobs", type=int, default=None,
+                     help="steps run at the same time when independent (default 2; on a cluster: its worker threads)")
     run.add_argument("--junit", type=Path, metavar="FILE.xml",
                      help="also write the run as JUnit XML (a test case per step, contract check and gate) for CI; "
                           "written whatever the exit code")
@@ -48,6 +49,9 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
                           "downstream of it (repeatable)")
     run.add_argument("--only", nargs="+", default=[], metavar="STEP",
                      help="run just these steps; the steps they need come from the cache (exit 2 if one is not there)")
+    run.add_argument("--cluster", metavar="tcp://HOST:PORT", default=None,
+                     help="run each step as a task on this Dask scheduler (default: $KIT_CLUSTER; unset: this machine); "
+                          "the tracking server must be reachable from the workers")
 
     sweep = commands.add_parser("sweep", help="run the pipeline once per variant of some parameters (a grid, a "
                                               "sample of it, or Optuna trials), then promote the best")
@@ -122,6 +126,24 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
     for sub in (server_up, server_down):
         sub.add_argument("--dir", type=Path, help="where its databases, artifacts and logs live "
                                                   "(default: mlruns/server in the project)")
+
+    cluster = commands.add_parser("cluster", help="a Dask scheduler and workers on this machine, for trying "
+                                                  "`kit run --cluster` and for tests")
+    cluster_commands = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+    cluster_up = cluster_commands.add_parser("up", help="start them (or find them running) and print the line to "
+                                                        "`eval` that points `kit run` at them")
+    cluster_up.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    cluster_up.add_argument("--threads", type=int, default=1,
+                            help="threads per worker, each running one step's kernel at a time (default 1)")
+    cluster_up.add_argument("--resources", default="", metavar='"NAME=N ..."',
+                            help='what each worker offers besides cpus and memory, e.g. "gpu=1"')
+    cluster_up.add_argument("--hide", type=Path, action="append", default=[], metavar="FOLDER",
+                            help="run the workers where FOLDER (e.g. your project) is empty, as on another machine "
+                                 "(a private mount namespace: needs root; repeatable)")
+    cluster_down = cluster_commands.add_parser("down", help="stop the scheduler and the workers")
+    for sub in (cluster_up, cluster_down):
+        sub.add_argument("--dir", type=Path, help="where its state, logs and worker folders live "
+                                                  "(default: mlruns/cluster in the project)")
 
     serve = commands.add_parser("serve", help="serve the version that holds an alias on a target",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -297,14 +319,26 @@ def _run(args, ended: dict) -> int:
                   f"{record['run_id']}); nothing executed or recorded, use --force to execute again")
             print(f"  workspace  {record['workspace']}")
             return 0
-    from kit.run import run
+    from kit.run import remote, run
 
     merged: dict = {}
     for layer in layers:
         for step, values in layer.items():
             merged.setdefault(step, {}).update(values)
-    result = run(plan, jobs=args.jobs, overrides=merged, on_end=lambda result: ended.update(result=result),
-                 cache_options=options)
+    address = remote.address_from(args.cluster)
+    executor = None
+    if address:  # checked before the pipeline run exists: an unreachable store or missing resources are bad input
+        from kit.store import tracking_uri
+
+        executor = remote.ClusterExecutor(address, tracking_uri(plan.pipeline.root))
+    try:
+        if executor is not None:
+            executor.check(plan)
+        result = run(plan, jobs=args.jobs or (executor.slots if executor else 2), overrides=merged,
+                     on_end=lambda result: ended.update(result=result), cache_options=options, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     count = len(result.steps)
     cached = [name for name, step in result.steps.items() if step.state == "cached"]
     done = f"{'1 step' if count == 1 else f'all {count} steps'} done"
@@ -453,6 +487,25 @@ def cmd_server(args) -> int:
     return 0
 
 
+def cmd_cluster(args) -> int:
+    from kit.project import find_root, mlruns_dir
+    from kit.run import cluster
+
+    folder = args.dir or mlruns_dir(find_root()) / "cluster"
+    if args.cluster_command == "down":
+        stopped = cluster.down(folder)
+        print(f"kit cluster: stopped {', '.join(stopped)}" if stopped
+              else f"kit cluster: nothing was running in {folder.resolve()}", file=sys.stderr)
+        return 0
+    found = cluster.up(folder, args.workers, args.threads, cluster.parse_resources(args.resources), args.hide,
+                       say=lambda line: print(line, file=sys.stderr))
+    print(f"kit cluster: {'up' if found.started else 'already running'} at {found.address} (scheduler pid "
+          f"{found.scheduler_pid}, worker pids {', '.join(map(str, found.worker_pids))}, files in {found.folder}). "
+          f"Stop it with `kit cluster down --dir {found.folder}`", file=sys.stderr)
+    print(found.exports())  # stdout holds only this line: eval "$(kit cluster up)"
+    return 0
+
+
 def cmd_cache(args) -> int:
     from kit.project import find_root
     from kit.run import cache
@@ -476,6 +529,7 @@ def cmd_target(args) -> int:
 
 COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "validate": cmd_validate, "dev": cmd_dev, "contract": cmd_contract, "models": cmd_models,
             "promote": cmd_promote, "rollback": cmd_rollback, "server": cmd_server, "cache": cmd_cache,
+            "cluster": cmd_cluster,
             "serve": cmd_target, "deploy": cmd_target}
 
 if __name__ == "__main__":

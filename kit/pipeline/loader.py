@@ -28,6 +28,7 @@ class Step:
     needs: tuple[str, ...]  # explicit needs plus the steps its inputs come from
     timeout: float
     defined_at: str = ""  # "file:line" of the step in the pipeline file that defines it (maybe a parent)
+    retries: int = 1  # on a cluster: runs again on another worker after a lost worker (step's, else pipeline's)
 
     @property
     def name(self) -> str:
@@ -174,6 +175,7 @@ def load(
             needs=tuple(sorted(graph[name])),
             timeout=spec_step.timeout or spec.timeout,
             defined_at=merged.where("steps", index),
+            retries=spec_step.retries if spec_step.retries is not None else spec.retries,
         )
 
     if check_kernel:

@@ -57,6 +57,32 @@ class StepSpec(BaseModel):
                     "a live source (a database, an API, today's date)",
     )
 
+    resources: dict[str, float | str] = Field(
+        default_factory=dict,
+        description="on a Dask cluster (kit run --cluster): what a worker must offer to run the step, e.g. "
+                    "{cpus: 2, memory: 8GiB, gpu: 1}; ignored on this machine")
+    retries: int | None = Field(default=None, ge=0, description="on a cluster: times the step runs again on "
+                                                                "another worker when its worker is lost (default: "
+                                                                "the pipeline's `retries`)")
+
+    @field_validator("resources")
+    @classmethod
+    def _resource_amounts(cls, value: dict[str, float | str]) -> dict[str, float]:
+        import re
+
+        amounts = {}
+        for name, amount in value.items():
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"resource {name!r}: a name such as cpus, memory or gpu")
+            if isinstance(amount, str):
+                if name != "memory":
+                    raise ValueError(f"resource {name!r}: {amount!r} is not a number")
+                amount = _bytes(amount)
+            if amount <= 0:
+                raise ValueError(f"resource {name!r}: {amount!r} must be more than 0")
+            amounts[name] = float(amount)
+        return amounts
+
     @model_validator(mode="after")
     def _evaluation_files(self):
         if self.evaluation is not None:
@@ -86,6 +112,16 @@ class StepSpec(BaseModel):
             if not name or path.is_absolute() or ".." in path.parts:
                 raise ValueError(f"output {param!r}: {name!r} must be a relative name inside the step's folder")
         return value
+
+
+def _bytes(text: str) -> int:
+    """'8GiB', '500MB', '2e9' -> bytes (Dask's own parser, as a worker reads --memory-limit)."""
+    from dask.utils import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except (ValueError, TypeError):
+        raise ValueError(f"resource 'memory': {text!r} is not an amount of memory such as 8GiB or 500MB") from None
 
 
 def _gate_type(config: dict[str, Any]) -> dict[str, Any]:
@@ -154,6 +190,8 @@ class PipelineSpec(BaseModel):
     description: str = ""
     kernel: str = Field(default=KERNEL_NAME, description="Jupyter kernel every step runs in")
     timeout: float = Field(default=3600, gt=0, description="default per-step timeout in seconds")
+    retries: int = Field(default=1, ge=0, description="on a cluster: times a step runs again on another worker "
+                                                      "when its worker is lost (a step's own `retries` wins)")
     steps: list[StepSpec] = Field(min_length=1)
     gates: list[GateConfig] = Field(default_factory=list, description="model gates, checked after every step")
     promote: PromoteSpec | list[PromoteSpec] | None = Field(

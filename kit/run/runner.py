@@ -61,10 +61,13 @@ class _Terminated(BaseException):
 
 
 def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | None = None,
-        on_end=None, cache_options=None) -> RunResult:
+        on_end=None, cache_options=None, executor=None) -> RunResult:
     """Run every step, then the gates and promotion. Raises StepFailure if a step crashed,
     GateFailure if a contract or gate failed, Interrupted on Ctrl-C / SIGTERM at any phase.
-    `on_end(result)` is called with the result as far as it got, however the run ends (reports)."""
+    `on_end(result)` is called with the result as far as it got, however the run ends (reports).
+    `executor`: where steps' notebooks execute; None: kernels on this machine, else an object
+    whose `execution(step, inputs, outputs, **fields)` returns what `Execution` is (run, stop,
+    stop_reason, peak_memory_mb, output_path), such as kit.run.remote.ClusterExecutor."""
     from kit.run import progress as progress_module
 
     pipeline = plan.pipeline
@@ -73,7 +76,7 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
     state: dict[str, Any] = {}  # what exists so far, for the interrupt's clean-up
     previous = _catch_sigterm()
     try:
-        return _run(plan, jobs, progress, overrides or {}, started, state, cache_options)
+        return _run(plan, jobs, progress, overrides or {}, started, state, cache_options, executor)
     except (KeyboardInterrupt, _Terminated) as stop:
         signum = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
         where = checkpoint.where()
@@ -92,7 +95,7 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
 
 
 def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: float, state: dict,
-         cache_options=None) -> RunResult:
+         cache_options=None, executor=None) -> RunResult:
     from kit.run.cache_session import CacheOptions, Session, expected_executions
 
     pipeline = plan.pipeline
@@ -100,7 +103,8 @@ def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: fl
     checkpoint.reset("start")
     # The first kernels start now, while MLflow is imported and the store opened (seconds); only
     # as many as steps the local cache index says will execute.
-    kernels = state["kernels"] = _warm_kernels(pipeline, expected_executions(plan, cache_options))
+    # (None with an executor: its steps' kernels start where it runs them.)
+    kernels = state["kernels"] = _warm_kernels(pipeline, 0 if executor else expected_executions(plan, cache_options))
     renderer = state["renderer"] = Renderer()
     tracker = state["tracker"] = PipelineTracker(pipeline.root, pipeline.name)
     caching = Session(plan, tracker.client, tracker.experiment_id, tracker.tracking_uri, cache_options)
@@ -108,7 +112,8 @@ def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: fl
     run_id = tracker.start(pipeline, overrides, plan=plan)
     folder = workspace.create(pipeline.root, pipeline.name, run_id)
     result = state["result"] = RunResult(run_id, tracker.experiment_id, tracker.tracking_uri, folder, {})
-    scheduler = _Scheduler(plan, tracker, folder, progress, result, caching, kernels=kernels, renderer=renderer)
+    scheduler = _Scheduler(plan, tracker, folder, progress, result, caching, kernels=kernels, renderer=renderer,
+                           executor=executor)
     checkpoint.checkpoint("start")
 
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="kit-step") as pool:
@@ -214,8 +219,9 @@ def _signals_held():
 
 class _Scheduler:
     def __init__(self, plan: Plan, tracker: PipelineTracker, folder: Path, progress, result: RunResult, caching,
-                 kernels: WarmKernels, renderer: Renderer):
+                 kernels: WarmKernels, renderer: Renderer, executor=None):
         self.plan, self.pipeline = plan, plan.pipeline
+        self.executor = executor
         self.kernels, self.renderer = kernels, renderer
         self.tracker, self.folder, self.progress, self.result = tracker, folder, progress, result
         self.cache = caching
@@ -269,7 +275,8 @@ class _Scheduler:
             "KIT_PROJECT_ROOT": str(self.pipeline.root),
             "KIT_STEP": step.name,
         }
-        execution = Execution(
+        execution = self._execution(
+            step, inputs, outputs,
             input_path=step.notebook,
             output_path=step_dir / notebooks.executed_name(step.notebook),  # a .py step too
             parameters=injected,
@@ -285,6 +292,12 @@ class _Scheduler:
         self.progress.step_started(step.name)
         job = _StepJob(self.plan, step, execution, step_result, inputs)
         self.running[pool.submit(job)] = (step, execution, step_result, time.monotonic())
+
+    def _execution(self, step: Step, inputs: dict[str, Path], outputs: dict[str, Path], **fields) -> Execution:
+        """The seam between deciding what runs and where it runs: a kernel here, or a task elsewhere."""
+        if self.executor is None:
+            return Execution(**fields)
+        return self.executor.execution(step, inputs, outputs, **fields)
 
     def _cached(self, step: Step, hit, injected: dict[str, Any], outputs: dict[str, Path], started: float) -> None:
         """Outputs restored from the cache: a step run that says where they came from."""

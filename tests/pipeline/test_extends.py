@@ -113,10 +113,10 @@ def test_error_in_the_child_names_the_child_file_and_line(demo):
           - name: report
             notebook: notebooks/report.ipynb
             inputs: {in_path: make.nothing}
-            retries: 2
+            retry: 2
         """, "child.yaml")
     message = refused(child)
-    assert "pipelines/child.yaml:7: steps.2: unknown key 'retries'" in message
+    assert "pipelines/child.yaml:7: steps.2: unknown key 'retry'" in message
     demo.pipeline("extends: base.yaml\nname: child\nsteps:\n  - name: report\n    notebook: notebooks/report.ipynb\n"
                   "    inputs: {in_path: make.nothing}\n", "child.yaml")
     message = refused(child)

@@ -46,8 +46,8 @@ def test_good_pipeline_loads_in_dependency_order(demo):
 
 
 def test_unknown_key_is_named_with_its_line(demo):
-    message = refused(demo, GOOD.replace("    parameters: {rows: 10}", "    parameters: {rows: 10}\n    retries: 3"))
-    assert "pipelines/p.yaml:7" in message and "unknown key 'retries'" in message
+    message = refused(demo, GOOD.replace("    parameters: {rows: 10}", "    parameters: {rows: 10}\n    retry: 3"))
+    assert "pipelines/p.yaml:7" in message and "unknown key 'retry'" in message
 
 
 def test_missing_required_key(demo):
