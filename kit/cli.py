@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Collection
 from pathlib import Path
@@ -37,6 +38,11 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
         sub.add_argument("--params", type=Path, metavar="FILE.yaml",
                          help="overrides from a file: {step: {param: value}}; -p wins over it")
 
+    def cluster_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--cluster", metavar="tcp://HOST:PORT", default=None,
+                         help="run each step as a task on this Dask scheduler (default: $KIT_CLUSTER; unset: this "
+                              "machine); the tracking server must be reachable from the workers")
+
     run = commands.add_parser("run", help="validate, then run every step and track it in MLflow")
     pipeline_args(run)
     run.add_argument("-j", "--jobs", type=int, default=None,
@@ -49,9 +55,7 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
                           "downstream of it (repeatable)")
     run.add_argument("--only", nargs="+", default=[], metavar="STEP",
                      help="run just these steps; the steps they need come from the cache (exit 2 if one is not there)")
-    run.add_argument("--cluster", metavar="tcp://HOST:PORT", default=None,
-                     help="run each step as a task on this Dask scheduler (default: $KIT_CLUSTER; unset: this machine); "
-                          "the tracking server must be reachable from the workers")
+    cluster_option(run)
 
     sweep = commands.add_parser("sweep", help="run the pipeline once per variant of some parameters (a grid, a "
                                               "sample of it, or Optuna trials), then promote the best")
@@ -65,7 +69,9 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
     sweep.add_argument("--seed", type=int, help="seed of --random and of Optuna's sampler (default 0)")
     sweep.add_argument("--metric", metavar="STEP.METRIC", help="the metric a step logs that judges the variants")
     sweep.add_argument("--direction", choices=["max", "min"], help="max: higher is better; min: lower is better")
-    sweep.add_argument("-j", "--jobs", type=int, help="variants run at the same time (default 2)")
+    sweep.add_argument("-j", "--jobs", type=int,
+                       help="variants run at the same time (default 2; on a cluster: its worker threads)")
+    cluster_option(sweep)
     sweep.add_argument("--no-promote", action="store_true",
                        help="only compare: the best variant does not go through gates and promotion")
 
@@ -319,21 +325,14 @@ def _run(args, ended: dict) -> int:
                   f"{record['run_id']}); nothing executed or recorded, use --force to execute again")
             print(f"  workspace  {record['workspace']}")
             return 0
-    from kit.run import remote, run
+    from kit.run import run
 
     merged: dict = {}
     for layer in layers:
         for step, values in layer.items():
             merged.setdefault(step, {}).update(values)
-    address = remote.address_from(args.cluster)
-    executor = None
-    if address:  # checked before the pipeline run exists: an unreachable store or missing resources are bad input
-        from kit.store import tracking_uri
-
-        executor = remote.ClusterExecutor(address, tracking_uri(plan.pipeline.root))
+    executor = _cluster_executor(args, plan)
     try:
-        if executor is not None:
-            executor.check(plan)
         result = run(plan, jobs=args.jobs or (executor.slots if executor else 2), overrides=merged,
                      on_end=lambda result: ended.update(result=result), cache_options=options, executor=executor)
     finally:
@@ -363,7 +362,14 @@ def cmd_sweep(args) -> int:
                       jobs=args.jobs, promote=not args.no_promote)
     from kit.run.sweep import sweep
 
-    result = sweep(plan, chosen)
+    executor = _cluster_executor(args, plan)
+    try:
+        if executor is not None and args.jobs is None and chosen.jobs < executor.slots:
+            chosen = dataclasses.replace(chosen, jobs=executor.slots)  # one variant per worker thread
+        result = sweep(plan, chosen, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     best = result.best
     print(f"sweep of {plan.name}: best {best.label} with {chosen.metric_name} = {best.metric:.6g} "
           f"({', '.join(f'{k}={v}' for k, v in best.values.items())}), MLflow run {best.run_id}")
@@ -374,6 +380,25 @@ def cmd_sweep(args) -> int:
     print(f"  sweep run {result.run_id} (experiment {plan.name}) in {result.tracking_uri}; table: "
           f"{', '.join(result.artifacts)}")
     return 0
+
+
+def _cluster_executor(args, plan):
+    """The Dask executor of `--cluster` / $KIT_CLUSTER (None: run on this machine), checked before
+    any run exists: an unreachable scheduler or store, or resources no worker offers, are bad input."""
+    from kit.run import remote
+
+    address = remote.address_from(args.cluster)
+    if not address:
+        return None
+    from kit.store import tracking_uri
+
+    executor = remote.ClusterExecutor(address, tracking_uri(plan.pipeline.root))
+    try:
+        executor.check(plan)
+    except BaseException:
+        executor.close()
+        raise
+    return executor
 
 
 def cmd_dev(args) -> int:

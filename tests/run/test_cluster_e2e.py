@@ -314,3 +314,28 @@ def test_a_large_input_travels_to_the_worker_and_its_output_back(tracking_server
     assert out.read_bytes() == big.read_bytes()
     assert (tmp_path / "executed.ipynb").is_file()
     assert client.get_run(run.info.run_id).data.tags["kit.inputs_sent"] == "data"
+
+
+SWEPT = """
+name: swept
+model: swept-model
+steps:
+  - name: score
+    notebook: notebooks/score.ipynb
+    outputs: {{out: out.txt}}
+"""
+
+
+def test_a_sweep_fans_its_variants_out_over_both_workers(project, cluster):
+    project.notebook("score.ipynb", 'out = "out.txt"\nx = 1',
+                     "import pathlib, time, mlflow\ntime.sleep(2)\npathlib.Path(out).write_text(str(x))\n"
+                     "mlflow.log_metric('value', x * x)")
+    path = project.pipeline(SWEPT.format(), name="swept.yaml")
+    done = project.kit("sweep", str(path), "--grid", "score.x=1,2,3,4", "--metric", "score.value",
+                       "--direction", "max", "--no-promote")
+    assert done.returncode == 0, done.stderr
+    assert "best v4 with score.value = 16 (score.x=4)" in done.stdout
+    steps = [r for r in project.runs("swept") if r.data.tags.get("kit.kind") == "step"]
+    assert len(steps) == 4
+    workers = {r.data.tags["kit.worker"] for r in steps}
+    assert len(workers) == 2, workers  # 4 variants, 2 at a time (the cluster's threads): both workers used

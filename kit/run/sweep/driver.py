@@ -84,8 +84,9 @@ class _VariantProgress(PlainProgress):
 
 
 class Sweep:
-    def __init__(self, plan, settings: Settings, stream=None):
+    def __init__(self, plan, settings: Settings, stream=None, executor=None):
         self.plan, self.settings, self.pipeline = plan, settings, plan.pipeline
+        self.executor = executor  # kit.run.remote.ClusterExecutor: the variants' steps run on its workers
         self.stream = stream or sys.stderr
         self.chooser = search.chooser(settings)
         self.shared = set(self.pipeline.steps) - affected_steps(self.pipeline, settings)
@@ -256,7 +257,7 @@ class Sweep:
                 self.interruptible.add(threading.get_ident())
             try:
                 ended = run_variant(plan, overrides, sweep_run_id=self.run_id, number=variant.number,
-                                    values=variant.values, jobs=1, progress=progress)
+                                    values=variant.values, jobs=1, progress=progress, executor=self.executor)
             finally:
                 with self.lock:
                     self.interruptible.discard(threading.get_ident())
@@ -382,5 +383,5 @@ def _first_line(text: str | None) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def sweep(plan, settings: Settings, stream=None) -> SweepResult:
-    return Sweep(plan, settings, stream).run()
+def sweep(plan, settings: Settings, stream=None, executor=None) -> SweepResult:
+    return Sweep(plan, settings, stream, executor).run()

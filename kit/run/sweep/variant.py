@@ -51,11 +51,12 @@ def without_gates(plan: Plan) -> Plan:
 
 
 def run_variant(plan: Plan, overrides: dict[str, dict[str, Any]], *, sweep_run_id: str, number: int,
-                values: dict[str, Any], jobs: int = 1, progress=None) -> VariantRun:
+                values: dict[str, Any], jobs: int = 1, progress=None, executor=None) -> VariantRun:
     """Run the variant's steps as `kit run` does, its pipeline run nested under `sweep_run_id` and
     tagged with its values. Never raises for a failed step or contract: the VariantRun says so.
     Interrupted (Ctrl-C / SIGTERM reaching this thread) propagates after the runner marked the
-    runs KILLED and stopped the kernels."""
+    runs KILLED and stopped the kernels. `executor`: a kit.run.remote.ClusterExecutor to run the
+    steps on (None: this machine)."""
     from kit.run import run
     from kit.run.tracking import pipeline_run_tags
 
@@ -69,7 +70,7 @@ def run_variant(plan: Plan, overrides: dict[str, dict[str, Any]], *, sweep_run_i
     try:
         with pipeline_run_tags(tags):
             ended["result"] = run(without_gates(plan), jobs=jobs, progress=progress, overrides=overrides,
-                                  on_end=lambda result: ended.update(result=result))
+                                  on_end=lambda result: ended.update(result=result), executor=executor)
         variant.state = "done"
     except (StepFailure, GateFailure) as failure:  # a step crashed or data failed its contract
         variant.state, variant.error = "failed", str(failure)
