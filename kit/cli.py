@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Collection
 from pathlib import Path
@@ -354,18 +353,18 @@ def _run(args, ended: dict) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from kit.run.sweep import sweep
     from kit.run.sweep.settings import settings
 
     plan, layers = _load(args)
-    chosen = settings(plan.pipeline, layers, grid=args.grid, random=args.random, search=args.search,
-                      trials=args.trials, seed=args.seed, metric=args.metric, direction=args.direction,
-                      jobs=args.jobs, promote=not args.no_promote)
-    from kit.run.sweep import sweep
-
     executor = _cluster_executor(args, plan)
     try:
-        if executor is not None and args.jobs is None and chosen.jobs < executor.slots:
-            chosen = dataclasses.replace(chosen, jobs=executor.slots)  # one variant per worker thread
+        jobs = args.jobs
+        if executor is not None and jobs is None and getattr(plan.pipeline.spec.sweep, "jobs", None) is None:
+            jobs = executor.slots  # one variant per worker thread
+        chosen = settings(plan.pipeline, layers, grid=args.grid, random=args.random, search=args.search,
+                          trials=args.trials, seed=args.seed, metric=args.metric, direction=args.direction,
+                          jobs=jobs, promote=not args.no_promote)
         result = sweep(plan, chosen, executor=executor)
     finally:
         if executor is not None:
