@@ -28,6 +28,7 @@ from kit.targets.cloud.metrics import Metrics
 from kit.targets.cloud.pool import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT, WorkerPool, WorkerStartError
 from kit.targets.cloud.predlog import PredictionLog
 from kit.targets.cloud.protocol import FrontProtocol
+from kit.targets.follow import follow
 
 LOCAL = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 MAX_BODY = 64 * 1024 * 1024
@@ -132,19 +133,8 @@ class Front:
                     "seconds": round(time.monotonic() - started, 3)}
 
     async def _follow(self) -> None:
-        """Look at the alias every `follow_interval` seconds and switch as SIGHUP does when it moved.
-        Polling works wherever the registry is reachable from here (a CI-promoted alias on a team
-        server reaches every front within one interval); an unreachable registry is tried again."""
-        while not self.closing:
-            await asyncio.sleep(self.follow_interval)
-            try:
-                version = await asyncio.to_thread(self.resolve)
-            except Exception as error:  # the registry is down or the alias gone: keep serving, look again
-                print(f"follow: cannot resolve {self.name}@{self.alias}, still serving "
-                      f"v{self.backend.version}: {error}", file=sys.stderr, flush=True)
-                continue
-            if not self.closing and version != self.backend.version:
-                await self.reload()
+        await follow(self.resolve, lambda: self.backend.version, self.reload, self.follow_interval,
+                     lambda: self.closing, f"{self.name}@{self.alias}")
 
     def _reload_failed(self, old, why: str) -> dict:
         print(f"reload of {self.name}@{self.alias} failed, still serving v{old.version}: {why}",

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 
+
 class Serve:
     help = ("the registered MLflow model in worker processes behind the kit's front (micro-batching, "
             "version headers, prediction log, /metrics, reload on SIGHUP)")
@@ -24,9 +25,9 @@ class Serve:
         parser.add_argument("--max-wait-ms", type=_non_negative_float,
                             help="longest a request waits for batch-mates while other batches are being scored "
                                  "(default 2; a lone request never waits)")
-        parser.add_argument("--follow-interval", type=_positive_float, metavar="SECONDS",
-                            help="look at the alias every SECONDS and switch (as SIGHUP does) when it moved, "
-                                 "e.g. when a CI job promotes on a team server (default: only on SIGHUP)")
+        from kit.targets.follow import add_follow_argument  # asyncio: not at `kit` start-up
+
+        add_follow_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         from kit.project import find_root
@@ -42,13 +43,6 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: use a whole number >= 1")
     return int(text)
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: use a number > 0")
-    return value
 
 
 def _non_negative_float(text: str) -> float:
