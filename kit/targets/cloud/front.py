@@ -49,12 +49,14 @@ class Front:
     def __init__(self, root: Path, name: str, alias: str, host: str = "127.0.0.1", port: int = 8080,
                  log_dir: Path | None = None, log_inputs: str = "full", backend_timeout: float = 180,
                  workers: int | None = None, max_batch: int = DEFAULT_MAX_BATCH, max_wait: float = DEFAULT_MAX_WAIT,
-                 model_uri: str | None = None, follow_interval: float | None = None):
+                 model_uri: str | None = None, follow_interval: float | None = None,
+                 follow_webhook: str | None = None):
         """`model_uri`: serve that model (any MLflow model URI or folder) as version "candidate"
         instead of following NAME@ALIAS in the registry (the cloud_latency gate does)."""
         self.root, self.name, self.alias, self.host, self.port = root, name, alias, host, port
         self.model_uri = model_uri
         self.follow_interval = follow_interval  # seconds between looks at the alias (None: SIGHUP only)
+        self.follow_webhook = follow_webhook  # URL a registry webhook posts alias changes to (kit/targets/follow.py)
         if model_uri is None:
             from kit import store
 
@@ -133,8 +135,10 @@ class Front:
                     "seconds": round(time.monotonic() - started, 3)}
 
     async def _follow(self) -> None:
-        await follow(self.resolve, lambda: self.backend.version, self.reload, self.follow_interval,
-                     lambda: self.closing, f"{self.name}@{self.alias}")
+        from kit import store
+
+        await follow(self.name, self.alias, self.resolve, lambda: self.backend.version, self.reload,
+                     lambda: self.closing, self.follow_interval, self.follow_webhook, lambda: store.client(self.root))
 
     def _reload_failed(self, old, why: str) -> dict:
         print(f"reload of {self.name}@{self.alias} failed, still serving v{old.version}: {why}",
@@ -252,7 +256,7 @@ class Front:
                   f"{self.backend.size} workers, batches of up to {self.max_batch}, "
                   f"max wait {self.max_wait * 1000:g} ms", file=sys.stderr, flush=True)
             print(f"listening on {self.url} ({self.name} v{self.backend.version})", flush=True)
-            if self.follow_interval:
+            if self.follow_interval or self.follow_webhook:
                 self._spawn(self._follow())
             await stop
             return 0
@@ -381,7 +385,7 @@ def default_log_dir(root: Path, name: str, alias: str) -> Path:
 def serve(root: Path, name: str, alias: str, port: int = 8080, host: str = "127.0.0.1",
           log_dir: Path | None = None, log_inputs: str = "full", workers: int | None = None,
           max_batch: int = DEFAULT_MAX_BATCH, max_wait: float = DEFAULT_MAX_WAIT,
-          follow_interval: float | None = None) -> int:
+          follow_interval: float | None = None, follow_webhook: str | None = None) -> int:
     """Run the cloud server until SIGTERM / SIGINT; returns the exit code (0)."""
     try:
         import uvloop
@@ -393,7 +397,7 @@ def serve(root: Path, name: str, alias: str, port: int = 8080, host: str = "127.
     async def main() -> int:
         return await Front(root, name, alias, host, port, log_dir=log_dir, log_inputs=log_inputs,
                            workers=workers, max_batch=max_batch, max_wait=max_wait,
-                           follow_interval=follow_interval).run()
+                           follow_interval=follow_interval, follow_webhook=follow_webhook).run()
 
     try:
         return run(main())

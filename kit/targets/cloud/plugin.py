@@ -36,7 +36,8 @@ class Serve:
         batching = {"workers": args.workers, "max_batch": args.max_batch,
                     "max_wait": None if args.max_wait_ms is None else args.max_wait_ms / 1000}
         return serve(find_root(), args.name, args.alias, args.port, args.host, log_dir=args.log_dir,
-                     log_inputs=args.log_inputs, follow_interval=args.follow_interval, **{key: value for key, value in batching.items() if value is not None})
+                     log_inputs=args.log_inputs, follow_interval=args.follow_interval,
+                     follow_webhook=args.follow_webhook, **{key: value for key, value in batching.items() if value is not None})
 
 
 def _positive_int(text: str) -> int:

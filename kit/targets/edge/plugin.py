@@ -28,6 +28,7 @@ class Serve:
 
         try:
             return serve(find_root(), args.name, args.alias, args.port, args.host, follow_interval=args.follow_interval,
+                         follow_webhook=args.follow_webhook,
                          reject_out_of_range=args.reject_out_of_range, fallback_url=args.fallback_url)
         except NodeError as error:  # Node or the runtime is missing: the command cannot run
             raise StepFailure(str(error)) from None

@@ -1,8 +1,8 @@
 """`kit serve edge NAME --alias ALIAS`: the Node edge server on the alias's bundle, run by this process.
 
-    kit serve edge (Python: the registry, signals, --follow-interval)
+    kit serve edge (Python: the registry, signals, --follow-interval / --follow-webhook)
         '--> node server.js --bundle workspaces/edge/NAME-vN   (HTTP, the bundle's predictor)
-    SIGHUP, or the alias moved (--follow-interval): fetch vM's bundle, POST it to Node's
+    SIGHUP, or the alias moved (kit/targets/follow.py): fetch vM's bundle, POST it to Node's
     /admin/reload (loopback + a per-process token), Node loads it beside vN and switches
 
 The switch drops no request: Node reads its served bundle once per request, so each request is
@@ -30,9 +30,9 @@ RELOAD_SECONDS = 300  # Node loading a bundle (TF.js graph models take a few sec
 
 class EdgeServer:
     def __init__(self, root: Path, name: str, alias: str, port: int, host: str = "127.0.0.1",
-                 follow_interval: float | None = None, **options):
+                 follow_interval: float | None = None, follow_webhook: str | None = None, **options):
         self.root, self.name, self.alias, self.port, self.host = root, name, alias, port, host
-        self.follow_interval, self.options = follow_interval, options
+        self.follow_interval, self.follow_webhook, self.options = follow_interval, follow_webhook, options
         self.token = secrets.token_urlsafe(32)
         self.version: str | None = None
         self.url: str | None = None
@@ -88,7 +88,7 @@ class EdgeServer:
             loop.add_signal_handler(sig, self._stop_node)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
         self._spawn(self._relay_output())
-        if self.follow_interval:
+        if self.follow_interval or self.follow_webhook:
             self._spawn(self._follow())
         try:
             return await self.node.wait()
@@ -101,8 +101,11 @@ class EdgeServer:
 
     async def _follow(self) -> None:
         await self._listening.wait()
-        await follow(self.resolve, lambda: self.version, self.reload, self.follow_interval,
-                     lambda: self.node.returncode is not None, f"{self.name}@{self.alias}")
+        from kit import store
+
+        await follow(self.name, self.alias, self.resolve, lambda: self.version, self.reload,
+                     lambda: self.node.returncode is not None, self.follow_interval, self.follow_webhook,
+                     lambda: store.client(self.root))
 
     async def _relay_output(self) -> None:
         """Node's stdout to ours; its `listening on URL` line tells where to POST reloads."""
@@ -125,6 +128,6 @@ class EdgeServer:
 
 
 def serve(root: Path, name: str, alias: str, port: int, host: str = "127.0.0.1",
-          follow_interval: float | None = None, **options) -> int:
+          follow_interval: float | None = None, follow_webhook: str | None = None, **options) -> int:
     """Run the edge server until SIGTERM / SIGINT; returns Node's exit code."""
-    return asyncio.run(EdgeServer(root, name, alias, port, host, follow_interval, **options).run())
+    return asyncio.run(EdgeServer(root, name, alias, port, host, follow_interval, follow_webhook, **options).run())
