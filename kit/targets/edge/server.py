@@ -82,7 +82,8 @@ class EdgeServer:
         print(f"serving {self.name} v{self.version} ({self.name}@{self.alias}) from {bundle}", flush=True)
         command = serve_command(bundle, self.port, self.host, **self.options)
         self.node = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, env={**os.environ, "KIT_EDGE_ADMIN_TOKEN": self.token})
+            *command, stdout=asyncio.subprocess.PIPE, env={**os.environ, "KIT_EDGE_ADMIN_TOKEN": self.token},
+            preexec_fn=_stop_with_parent)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop_node)
@@ -125,6 +126,16 @@ class EdgeServer:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _stop_with_parent() -> None:
+    """In the Node child before exec (Linux): SIGTERM it if this process dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def serve(root: Path, name: str, alias: str, port: int, host: str = "127.0.0.1",
