@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 
-
 class Serve:
     help = ("the registered MLflow model in worker processes behind the kit's front (micro-batching, "
             "version headers, prediction log, /metrics, reload on SIGHUP)")
