@@ -8,7 +8,7 @@ authentication on and proxies artifacts into a folder. Everything lives under on
                          PostgreSQL refuses to run as root)
     DIR/artifacts/       the server's --artifacts-destination
     DIR/basic_auth.ini   MLflow's auth config (MLFLOW_AUTH_CONFIG_PATH), mode 600
-    DIR/secrets.json     generated passwords: database, admin user, Flask secret key (mode 600)
+    DIR/secrets.json     generated passwords: database, admin user, Flask secret key, webhook key (mode 600)
     DIR/server.json      ports and pids of the running stack
     DIR/logs/            postgres.log, mlflow.log
 
@@ -18,6 +18,7 @@ run, model and user again (on the same ports when they are still free).
 
 from __future__ import annotations
 
+import base64
 import glob
 import json
 import os
@@ -253,6 +254,10 @@ def _start_mlflow(folder: Path, port: int, pg_port: int, secret: dict) -> int:
     # machine over plain HTTP (MLflow allows only https to public addresses by default).
     env.setdefault("MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "http,https")
     env.setdefault("MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "true")
+    env.setdefault("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", secret["webhooks"])
+    # MLflow caches the webhooks of each event for this many seconds (default 60): a `kit serve
+    # --follow-webhook` that just registered would miss the changes made meanwhile.
+    env.setdefault("MLFLOW_WEBHOOK_CACHE_TTL", "2")
     command = [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
                "--backend-store-uri", _database_uri(pg_port, secret["database"], "mlflow"),
                "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts"),
@@ -364,6 +369,10 @@ def _secrets(folder: Path) -> dict:
     if not found:
         found = {"database": secrets.token_urlsafe(24), "admin": secrets.token_urlsafe(24),
                  "flask": secrets.token_urlsafe(32)}
+    if "webhooks" not in found:  # also for a DIR made before webhooks were used
+        # MLflow encrypts each webhook's signing secret with this Fernet key; without a kept one it
+        # draws a new key per start, and after a restart no stored webhook could sign a delivery.
+        found["webhooks"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
         folder.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(json.dumps(found, indent=1))

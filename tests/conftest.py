@@ -79,6 +79,68 @@ def tracking_server(tmp_path_factory):
         yield uri
 
 
+class Load:
+    """`clients` threads sending one request each over keep-alive connections, back to back, while
+    a server switches versions: `answers` is (status or exception, served version, body) per request.
+    `version_of(headers, body)` reads the version a server says it answered with."""
+
+    def __init__(self, port: int, method: str, path: str, body: bytes, headers: dict[str, str],
+                 version_of, clients: int = 4):
+        import threading
+
+        self.port, self.request = port, (method, path, body, headers)
+        self.version_of, self.answers = version_of, []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._client) for _ in range(clients)]
+
+    def _client(self) -> None:
+        import http.client
+        import time
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        while not self.stop.is_set():
+            try:
+                connection.request(*self.request)
+                answer = connection.getresponse()
+                body = answer.read()
+                self.answers.append((answer.status, self.version_of(answer.headers, body), body))
+            except Exception as exc:  # a dropped connection is a failed request too
+                self.answers.append((repr(exc), None, b""))
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            time.sleep(0.01)
+
+    def __enter__(self) -> "Load":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+    def served_after(self, move, version: str, timeout: float = 120) -> float:
+        """Make the move (a callable: promote or roll back), then wait until an answer that
+        started after it comes from `version`: the seconds that took."""
+        import time
+
+        moved_at, started = len(self.answers), time.monotonic()
+        move()
+        while time.monotonic() < started + timeout:
+            if any(v == version for _, v, _ in self.answers[moved_at:]):
+                return time.monotonic() - started
+            time.sleep(0.1)
+        raise AssertionError(f"still not serving v{version} {timeout} s after the move")
+
+    def assert_followed(self, *versions: str) -> None:
+        """No failed request, and the answers came from `versions` in that order, each in one stretch."""
+        failed = [a for a in self.answers if a[0] != 200]
+        assert not failed, failed[:3]
+        served = [v for _, v, _ in self.answers]
+        stretches = [v for i, v in enumerate(served) if i == 0 or served[i - 1] != v]
+        assert stretches == list(versions), stretches
+
+
 def ctrl_c_as_a_terminal_sends_it() -> None:
     """preexec_fn for a `kit` process a test interrupts: a shell starts background jobs with SIGINT
     ignored (and children inherit that), so Ctrl-C would do nothing there; restore the default."""

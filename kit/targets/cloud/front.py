@@ -28,6 +28,7 @@ from kit.targets.cloud.metrics import Metrics
 from kit.targets.cloud.pool import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT, WorkerPool, WorkerStartError
 from kit.targets.cloud.predlog import PredictionLog
 from kit.targets.cloud.protocol import FrontProtocol
+from kit.targets.follow import follow
 
 LOCAL = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 MAX_BODY = 64 * 1024 * 1024
@@ -48,12 +49,14 @@ class Front:
     def __init__(self, root: Path, name: str, alias: str, host: str = "127.0.0.1", port: int = 8080,
                  log_dir: Path | None = None, log_inputs: str = "full", backend_timeout: float = 180,
                  workers: int | None = None, max_batch: int = DEFAULT_MAX_BATCH, max_wait: float = DEFAULT_MAX_WAIT,
-                 model_uri: str | None = None, follow_interval: float | None = None):
+                 model_uri: str | None = None, follow_interval: float | None = None,
+                 follow_webhook: str | None = None):
         """`model_uri`: serve that model (any MLflow model URI or folder) as version "candidate"
         instead of following NAME@ALIAS in the registry (the cloud_latency gate does)."""
         self.root, self.name, self.alias, self.host, self.port = root, name, alias, host, port
         self.model_uri = model_uri
         self.follow_interval = follow_interval  # seconds between looks at the alias (None: SIGHUP only)
+        self.follow_webhook = follow_webhook  # URL a registry webhook posts alias changes to (kit/targets/follow.py)
         if model_uri is None:
             from kit import store
 
@@ -132,19 +135,10 @@ class Front:
                     "seconds": round(time.monotonic() - started, 3)}
 
     async def _follow(self) -> None:
-        """Look at the alias every `follow_interval` seconds and switch as SIGHUP does when it moved.
-        Polling works wherever the registry is reachable from here (a CI-promoted alias on a team
-        server reaches every front within one interval); an unreachable registry is tried again."""
-        while not self.closing:
-            await asyncio.sleep(self.follow_interval)
-            try:
-                version = await asyncio.to_thread(self.resolve)
-            except Exception as error:  # the registry is down or the alias gone: keep serving, look again
-                print(f"follow: cannot resolve {self.name}@{self.alias}, still serving "
-                      f"v{self.backend.version}: {error}", file=sys.stderr, flush=True)
-                continue
-            if not self.closing and version != self.backend.version:
-                await self.reload()
+        from kit import store
+
+        await follow(self.name, self.alias, self.resolve, lambda: self.backend.version, self.reload,
+                     lambda: self.closing, self.follow_interval, self.follow_webhook, lambda: store.client(self.root))
 
     def _reload_failed(self, old, why: str) -> dict:
         print(f"reload of {self.name}@{self.alias} failed, still serving v{old.version}: {why}",
@@ -262,7 +256,7 @@ class Front:
                   f"{self.backend.size} workers, batches of up to {self.max_batch}, "
                   f"max wait {self.max_wait * 1000:g} ms", file=sys.stderr, flush=True)
             print(f"listening on {self.url} ({self.name} v{self.backend.version})", flush=True)
-            if self.follow_interval:
+            if self.follow_interval or self.follow_webhook:
                 self._spawn(self._follow())
             await stop
             return 0
@@ -391,7 +385,7 @@ def default_log_dir(root: Path, name: str, alias: str) -> Path:
 def serve(root: Path, name: str, alias: str, port: int = 8080, host: str = "127.0.0.1",
           log_dir: Path | None = None, log_inputs: str = "full", workers: int | None = None,
           max_batch: int = DEFAULT_MAX_BATCH, max_wait: float = DEFAULT_MAX_WAIT,
-          follow_interval: float | None = None) -> int:
+          follow_interval: float | None = None, follow_webhook: str | None = None) -> int:
     """Run the cloud server until SIGTERM / SIGINT; returns the exit code (0)."""
     try:
         import uvloop
@@ -403,7 +397,7 @@ def serve(root: Path, name: str, alias: str, port: int = 8080, host: str = "127.
     async def main() -> int:
         return await Front(root, name, alias, host, port, log_dir=log_dir, log_inputs=log_inputs,
                            workers=workers, max_batch=max_batch, max_wait=max_wait,
-                           follow_interval=follow_interval).run()
+                           follow_interval=follow_interval, follow_webhook=follow_webhook).run()
 
     try:
         return run(main())

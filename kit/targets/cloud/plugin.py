@@ -24,9 +24,9 @@ class Serve:
         parser.add_argument("--max-wait-ms", type=_non_negative_float,
                             help="longest a request waits for batch-mates while other batches are being scored "
                                  "(default 2; a lone request never waits)")
-        parser.add_argument("--follow-interval", type=_positive_float, metavar="SECONDS",
-                            help="look at the alias every SECONDS and switch (as SIGHUP does) when it moved, "
-                                 "e.g. when a CI job promotes on a team server (default: only on SIGHUP)")
+        from kit.targets.follow import add_follow_argument  # asyncio: not at `kit` start-up
+
+        add_follow_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         from kit.project import find_root
@@ -35,20 +35,14 @@ class Serve:
         batching = {"workers": args.workers, "max_batch": args.max_batch,
                     "max_wait": None if args.max_wait_ms is None else args.max_wait_ms / 1000}
         return serve(find_root(), args.name, args.alias, args.port, args.host, log_dir=args.log_dir,
-                     log_inputs=args.log_inputs, follow_interval=args.follow_interval, **{key: value for key, value in batching.items() if value is not None})
+                     log_inputs=args.log_inputs, follow_interval=args.follow_interval,
+                     follow_webhook=args.follow_webhook, **{key: value for key, value in batching.items() if value is not None})
 
 
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: use a whole number >= 1")
     return int(text)
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: use a number > 0")
-    return value
 
 
 def _non_negative_float(text: str) -> float:

@@ -1,5 +1,5 @@
-"""Serving and deploying the bundle of the version that holds an alias: `kit serve edge` and
-`kit deploy edge`."""
+"""The bundle of the version that holds an alias: fetched for `kit serve edge` (server.py) and
+built into a deployable by `kit deploy edge`."""
 
 from __future__ import annotations
 
@@ -41,17 +41,11 @@ def fetch_bundle(root: Path, name: str, alias: str, into: Path | None = None) ->
     """Download the bundle of `name@alias` from the registry into a folder of its own, stamp
     the registry version into its manifest, and check every file's hash."""
     from mlflow.artifacts import download_artifacts
-    from mlflow.exceptions import MlflowException
 
     from kit import store
-    from kit.registry.errors import RegistryError
     from kit.targets.edge import read_bundle, set_bundle_version
 
-    client = store.client(root)
-    try:
-        version = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        raise RegistryError(f"no version of {name!r} holds alias {alias!r} (see `kit models {name}`)") from None
+    version = _version_by_alias(root, name, alias)
     target = into or root / "workspaces" / "edge" / f"{name}-v{version.version}"
     if target.exists():
         shutil.rmtree(target)
@@ -66,6 +60,23 @@ def fetch_bundle(root: Path, name: str, alias: str, into: Path | None = None) ->
     return str(version.version), bundle
 
 
+def holder(root: Path, name: str, alias: str) -> str:
+    """The version that holds `name@alias` now (RegistryError if none)."""
+    return str(_version_by_alias(root, name, alias).version)
+
+
+def _version_by_alias(root: Path, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    from kit import store
+    from kit.registry.errors import RegistryError
+
+    try:
+        return store.client(root).get_model_version_by_alias(name, alias)
+    except MlflowException:
+        raise RegistryError(f"no version of {name!r} holds alias {alias!r} (see `kit models {name}`)") from None
+
+
 def serve_command(bundle: Path, port: int, host: str, reject_out_of_range: bool = False,
                   fallback_url: str | None = None) -> list[str]:
     command = [node_binary(), str(RUNTIME / "src" / "node" / "server.js"), "--bundle", str(bundle),
@@ -75,14 +86,6 @@ def serve_command(bundle: Path, port: int, host: str, reject_out_of_range: bool 
     if fallback_url:
         command += ["--fallback-url", fallback_url]
     return command
-
-
-def serve(root: Path, name: str, alias: str, port: int, host: str = "127.0.0.1", **options) -> None:
-    """Replace this process with the Node server (signals then reach it directly)."""
-    version, bundle = fetch_bundle(root, name, alias)
-    command = serve_command(bundle, port, host, **options)
-    print(f"serving {name} v{version} ({name}@{alias}) from {bundle}", flush=True)
-    os.execv(command[0], command)
 
 
 DEPLOY_FILES = ("worker.js", "manifest.json", "README.md", "bundle")  # everything `deploy` writes into --out

@@ -11,24 +11,27 @@ from kit.errors import StepFailure
 
 
 class Serve:
-    help = "the Node edge server on the version's bundle"
+    help = "the Node edge server on the version's bundle (reload on SIGHUP)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--reject-out-of-range", action="store_true",
                             help="answer 400 for inputs outside the manifest's ranges")
         parser.add_argument("--fallback-url", help="cloud endpoint the browser page falls back to")
+        from kit.targets.follow import add_follow_argument  # asyncio: not at `kit` start-up
+
+        add_follow_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         from kit.project import find_root
-        from kit.targets.edge.deploy import serve
         from kit.targets.edge.node import NodeError
+        from kit.targets.edge.server import serve
 
         try:
-            serve(find_root(), args.name, args.alias, args.port, args.host,
-                  reject_out_of_range=args.reject_out_of_range, fallback_url=args.fallback_url)
+            return serve(find_root(), args.name, args.alias, args.port, args.host, follow_interval=args.follow_interval,
+                         follow_webhook=args.follow_webhook,
+                         reject_out_of_range=args.reject_out_of_range, fallback_url=args.fallback_url)
         except NodeError as error:  # Node or the runtime is missing: the command cannot run
             raise StepFailure(str(error)) from None
-        return 0  # not reached: the server replaces this process
 
 
 class Deploy:

@@ -112,7 +112,7 @@ export function createHttpServer(api, { metrics = null, serveOwn = null, maxBody
       if (!result) {
         let body = null;
         if (method !== "GET" && method !== "HEAD" && method !== "OPTIONS") ({ body, over } = await readNodeBody(req, maxBodyBytes));
-        result = await api.handle({ method, path: p, query, body, bodyTooLarge: over });
+        result = await api.handle({ method, path: p, query, body, bodyTooLarge: over, headers: req.headers, remote: req.socket.remoteAddress });
       }
     } catch (e) {
       result = api.fail(e);

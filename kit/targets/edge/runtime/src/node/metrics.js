@@ -84,5 +84,10 @@ export function createMetrics(model) {
     return out.join("\n") + "\n";
   }
 
-  return { observe, render };
+  /** After a reload: the model the server now serves. */
+  function setModel(next) {
+    model = next;
+  }
+
+  return { observe, render, setModel };
 }

@@ -8,7 +8,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { loadApi } from "../api.js";
+import { jsonResult, loadApi } from "../api.js";
 import { createMetrics } from "./metrics.js";
 import { createHttpServer, JSON_ERROR_HEADERS, METRICS_HEADERS } from "./adapter.js";
 import { fsLoader } from "./fsLoader.js";
@@ -55,13 +55,66 @@ const HTML_HEADERS = Object.freeze({ "content-type": "text/html; charset=utf-8",
 const PAGE_JS_HEADERS = Object.freeze({ "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache" });
 const BUNDLE_FILE_HEADERS = Object.fromEntries(Object.entries(TEXT_TYPES).map(([ext, type]) => [ext, Object.freeze({ "content-type": type, "cache-control": "no-cache", "access-control-allow-origin": "*" })]));
 
-export async function startServer(options) {
-  const opts = { port: 8080, host: "127.0.0.1", rejectOutOfRange: false, fallbackUrl: null, bundleInPage: true, maxBodyBytes: 65536, maxBatchRows: 1000, maxHeaderSize: 16384, log: console.log, ...options };
-  const loader = fsLoader(opts.bundle);
+/** One loaded bundle: its loader, predictor, API core and the files GET /bundle/ may serve. */
+async function loadServed(dir, opts) {
+  const loader = fsLoader(dir);
   const { bundle, predictor, api } = await loadApi(loader, { rejectOutOfRange: opts.rejectOutOfRange, maxBodyBytes: opts.maxBodyBytes, maxBatchRows: opts.maxBatchRows, onError: (e) => console.error("kit-edge handler error:", e) });
-  const metrics = createMetrics({ ...api.modelInfo, kind: bundle.manifest.kind });
   // Only files the manifest lists (plus the manifest itself) are ever served from the bundle folder.
   const servable = new Set(["manifest.json", ...Object.keys(bundle.manifest.files)]);
+  return { loader, bundle, predictor, api, servable, inFlight: 0, retired: false };
+}
+
+const LOCAL = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
+
+export async function startServer(options) {
+  const opts = { port: 8080, host: "127.0.0.1", rejectOutOfRange: false, fallbackUrl: null, bundleInPage: true, maxBodyBytes: 65536, maxBatchRows: 1000, maxHeaderSize: 16384, adminToken: null, log: console.log, ...options };
+  // `served` is swapped whole by reload(): a request reads it once and is answered wholly by one bundle.
+  let served = await loadServed(opts.bundle, opts);
+  const { bundle, predictor } = served;
+  const metrics = createMetrics({ ...served.api.modelInfo, kind: bundle.manifest.kind });
+
+  /** Load `dir` beside the served bundle, switch to it, free the old one once its requests are answered. */
+  async function reload(dir) {
+    const next = await loadServed(dir, opts); // throws (BundleError...) with the old bundle still serving
+    const old = served;
+    served = next;
+    metrics.setModel({ ...next.api.modelInfo, kind: next.bundle.manifest.kind });
+    old.retired = true;
+    if (old.inFlight === 0) old.predictor.dispose();
+    return { reloaded: true, from: old.api.modelInfo.version, to: next.api.modelInfo.version };
+  }
+
+  // POST /admin/reload {"bundle": DIR}: from loopback with the token `kit serve edge` gave (no token: no route).
+  async function admin(request) {
+    const refuse = (status, error) => jsonResult(status, { error, field: null });
+    if (!LOCAL.has(request.remote) || request.headers["x-kit-admin-token"] !== opts.adminToken) return refuse(403, "reload is allowed from 127.0.0.1 with the server's token only");
+    if (request.method !== "POST") return refuse(405, "POST /admin/reload");
+    let dir;
+    try { dir = JSON.parse(request.body.toString("utf8")).bundle; } catch { dir = null; }
+    if (typeof dir !== "string") return refuse(400, 'body must be {"bundle": "DIR"}');
+    try {
+      return jsonResult(200, await reload(dir));
+    } catch (e) {
+      console.error(`reload from ${dir} failed, still serving v${served.api.modelInfo.version}: ${e.message}`);
+      return jsonResult(500, { reloaded: false, version: served.api.modelInfo.version, error: e.message });
+    }
+  }
+
+  // What the HTTP adapter calls: the served bundle's API core, plus the admin route.
+  const api = {
+    maxBodyBytes: opts.maxBodyBytes,
+    fail: (e) => served.api.fail(e),
+    async handle(request) {
+      if (opts.adminToken && request.path === "/admin/reload") return admin(request);
+      const current = served;
+      current.inFlight++;
+      try {
+        return await current.api.handle(request);
+      } finally {
+        if (--current.inFlight === 0 && current.retired) current.predictor.dispose();
+      }
+    },
+  };
 
   let pageJs = null;
   const loadPageJs = () => {
@@ -95,6 +148,7 @@ export async function startServer(options) {
     if (p.startsWith("/bundle/")) {
       let rel;
       try { rel = decodeURIComponent(p.slice("/bundle/".length)); } catch { rel = null; }
+      const { loader, servable } = served;
       if (!opts.bundleInPage || rel === null || !servable.has(rel)) return { status: 404, headers: JSON_ERROR_HEADERS, body: JSON.stringify({ error: "not found", field: null }) };
       const bytes = Buffer.from(await loader.bytes(rel));
       return { status: 200, headers: BUNDLE_FILE_HEADERS[path.extname(rel)] || BUNDLE_FILE_HEADERS[".bin"], body: head ? null : bytes };
@@ -118,7 +172,7 @@ export async function startServer(options) {
       setTimeout(() => { server.closeAllConnections(); }, 2000).unref();
     });
   }
-  return { server, url, port: addr.port, api, bundle, predictor, metrics, close, warmPage: loadPageJs };
+  return { server, url, port: addr.port, api, bundle, predictor, metrics, close, reload, warmPage: loadPageJs };
 }
 
 async function main(argv) {
@@ -141,7 +195,9 @@ async function main(argv) {
   }
   let srv;
   try {
-    srv = await startServer(opts);
+    // `kit serve edge` passes a token: it then reloads through POST /admin/reload, and SIGHUP
+    // (sent to the whole process group by a closing terminal) is its to handle, not a stop.
+    srv = await startServer({ ...opts, adminToken: process.env.KIT_EDGE_ADMIN_TOKEN || null });
   } catch (e) {
     console.error(`error: cannot start: ${e.message}`);
     process.exit(1);
@@ -159,6 +215,7 @@ async function main(argv) {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  if (process.env.KIT_EDGE_ADMIN_TOKEN) process.on("SIGHUP", () => {});
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
