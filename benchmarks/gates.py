@@ -5,10 +5,11 @@ and per-device slices, next to the time of the other gates.
 Runs `kit run pipelines/ctr.yaml` twice in a fresh scratch project (the first run makes the
 champion, the second is judged against it) and reads each gate's `seconds` from the second run's
 `gates/gates.json`. At 1M rows the validation set (the last 3 of 14 days) is about 250k rows.
-Target: `no_regression` under 5 s. Measured once (December 2026, 2 cores under shared load, 203k
-validation rows): the edge gate (both bundles in Node through the JSON bridge, 1000 resamples,
-overall + 3 device slices) 20.8 s -- over the target; the cloud gate (MLflow model, point
-comparison) 4.6 s; the other gates 16.4 s together (cloud_latency 13.8 s).
+Target: `no_regression` under 5 s. Measured (December 2026, 2 cores, quiet machine, 203k validation
+rows, two runs): the edge gate (both bundles in Node through the columnar bridge, 1000 resamples,
+overall + 3 device slices on two threads) 3.09 s and 3.60 s; the cloud gate (MLflow model, point
+comparison) 1.38 s and 1.60 s; the other gates 6.5 s and 8.7 s together. Under the load of other
+sessions (load 10-13) the same edge gate took 28 s: its Node processes got a fraction of a core.
 
     .venv/bin/python benchmarks/gates.py [--rows 1000000] [--project DIR]
 

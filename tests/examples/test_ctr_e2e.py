@@ -142,7 +142,7 @@ def test_a_second_run_rescores_both_champions_on_its_validation_rows(ctr):
 
     project, done = ctr
     assert done.returncode == 0, done.stderr
-    holders = {alias: project.client().get_model_version_by_alias(MODEL, alias).version
+    holders = {alias: str(project.client().get_model_version_by_alias(MODEL, alias).version)
                for alias in (ALIAS, "cloud-champion")}
     again = project.kit("run", "pipelines/ctr.yaml", *QUICK, timeout=900)
     assert again.returncode == 0, again.stderr
