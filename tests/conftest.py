@@ -340,6 +340,26 @@ promote:
 """
 
 
+def two_versions_on_the_server(team_server, monkeypatch, tmp_path: Path, model: str, folders: list[Path]):
+    """MODEL v1 and v2 on the team server from two artifact folders (gates passed), v1 holding
+    `champion`; this process acts as the admin. Returns the admin's kit Registry."""
+    from mlflow import MlflowClient
+
+    from kit.registry import Registry, versions
+
+    for key, value in team_server.env.items():
+        monkeypatch.setenv(key, value)
+    client = MlflowClient(team_server.uri)
+    run = client.create_run(client.create_experiment(model))
+    for number, folder in enumerate(folders, 1):
+        client.log_artifacts(run.info.run_id, str(folder), f"version-{number}")
+        versions.register(client, model, f"runs:/{run.info.run_id}/version-{number}", run.info.run_id,
+                          {"kit.gates": "passed"})
+    registry = Registry(tmp_path, client)
+    registry.promote(model, "1", "champion")
+    return registry
+
+
 def tiny_edge_pipeline(project: Project) -> Path:
     """A cheap pipeline with every kind of phase: one step (LightGBM on 200 rows, exported as a
     JSON-trees edge bundle) with an output contract, a metric gate and the edge parity gate

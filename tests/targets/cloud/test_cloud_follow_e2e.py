@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import Load, free_port
+from conftest import Load, free_port, two_versions_on_the_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -24,26 +24,17 @@ ROW = {"a": 0.5, "b": 1.0}
 def two_versions(team_server, tmp_path, monkeypatch, request):
     """`linear-HOW` v1 and v2 on the server (different fits, so their answers differ), v1 the champion."""
     import mlflow.sklearn
-    from mlflow import MlflowClient
     from sklearn.linear_model import LinearRegression
 
-    from kit.registry import Registry, versions
-
-    for key, value in team_server.env.items():  # this process is the admin (front and promoter)
-        monkeypatch.setenv(key, value)
     model = f"linear-{request.node.callspec.params['how']}"
-    client = MlflowClient(team_server.uri)
-    run = client.create_run(client.create_experiment(f"cloud-follow-{model}"))
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50)})
+    folders = []
     for slope in (1.0, -1.0):
-        folder = tmp_path / f"model-{slope}"
-        mlflow.sklearn.save_model(LinearRegression().fit(frame, slope * frame.a), str(folder), pip_requirements=[])
-        client.log_artifacts(run.info.run_id, str(folder), f"model-{slope}")
-        versions.register(client, model, f"runs:/{run.info.run_id}/model-{slope}", run.info.run_id,
-                          {"kit.gates": "passed"})
-    registry = Registry(tmp_path, client)
-    registry.promote(model, "1", "champion")
+        folders.append(tmp_path / f"model-{slope}")
+        mlflow.sklearn.save_model(LinearRegression().fit(frame, slope * frame.a), str(folders[-1]), pip_requirements=[])
+    # this process is the admin (front and promoter)
+    registry = two_versions_on_the_server(team_server, monkeypatch, tmp_path, model, folders)
     return model, registry
 
 

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import KIT, Load, Project, free_port, serving
+from conftest import KIT, Load, Project, free_port, serving, two_versions_on_the_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -50,22 +50,9 @@ def write_bundle_for(folder, sign: float, model: str):
 @pytest.fixture
 def two_bundles(team_server, tmp_path, monkeypatch, request):
     """MODEL v1 and v2 (opposite models) on the server, v1 the champion; the admin's registry."""
-    from mlflow import MlflowClient
-
-    from kit.registry import Registry, versions
-
     model = f"edge-follow-{request.node.callspec.params['how']}"
-    for key, value in team_server.env.items():  # this process promotes as the admin
-        monkeypatch.setenv(key, value)
-    client = MlflowClient(team_server.uri)
-    run = client.create_run(client.create_experiment(model))
-    for version, sign in (("1", 1.0), ("2", -1.0)):
-        bundle = write_bundle_for(tmp_path / f"v{version}", sign, model)
-        client.log_artifacts(run.info.run_id, str(bundle), f"bundle-{version}")
-        versions.register(client, model, f"runs:/{run.info.run_id}/bundle-{version}", run.info.run_id,
-                          {"kit.gates": "passed"})
-    registry = Registry(tmp_path, client)
-    registry.promote(model, "1", "champion")
+    bundles = [write_bundle_for(tmp_path / f"v{version}", sign, model) for version, sign in (("1", 1.0), ("2", -1.0))]
+    registry = two_versions_on_the_server(team_server, monkeypatch, tmp_path, model, bundles)
     return model, registry
 
 
