@@ -10,10 +10,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -338,6 +340,69 @@ promote:
   alias: champion
   source: {step: train, output: bundle_dir}
 """
+
+
+HIDING = os.geteuid() == 0  # `kit cluster up --hide` needs root (a mount namespace)
+
+
+class LocalCluster:
+    """`kit cluster up --dir DIR` (again whenever a test killed a worker), `kit cluster down` at the end."""
+
+    def __init__(self, folder: Path, hide: Path | None):
+        self.folder, self.hide = folder, hide
+        self.address = ""
+
+    def kit_cluster(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*KIT, "cluster", *args, "--dir", str(self.folder)], capture_output=True, text=True,
+                              timeout=300)
+
+    def up(self) -> None:
+        done = self.kit_cluster("up", "--workers", "2", *(["--hide", str(self.hide)] if self.hide else []))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("export KIT_CLUSTER=tcp://127.0.0.1:") and done.stdout.count("\n") == 1
+        self.address = done.stdout.strip().split("=", 1)[1]
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return json.loads((self.folder / "cluster.json").read_text())["worker_pids"]
+
+    def step_kernels(self) -> list[psutil.Process]:
+        """Kernel processes of the workers that are running a step (their folder is a step's scratch folder)."""
+        found = []
+        for pid in self.worker_pids:
+            try:
+                children = psutil.Process(pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                continue
+            for child in children:
+                try:  # (a kernel killed but not reaped yet runs nothing)
+                    if child.status() != psutil.STATUS_ZOMBIE and "kit-steps" in child.cwd():
+                        found.append(child)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+        return found
+
+    def worker_running_a_step(self, timeout: float = 120) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for kernel in self.step_kernels():
+                return kernel.ppid()
+            time.sleep(0.1)
+        pytest.fail("no worker started the step's kernel")
+
+
+@contextmanager
+def local_cluster(tmp_path_factory):
+    """A 2-worker `kit cluster up`, its workers blind to pytest's folders (every test project) when
+    HIDING, as on other machines; `kit cluster down` at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="kit-cluster-"))  # not under pytest's folders: those are hidden
+    local = LocalCluster(folder, tmp_path_factory.getbasetemp() if HIDING else None)
+    try:
+        local.up()
+        yield local
+    finally:
+        local.kit_cluster("down")
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def two_versions_on_the_server(team_server, monkeypatch, tmp_path: Path, model: str, folders: list[Path]):

@@ -165,6 +165,8 @@ def _prune(store: Path, limit: int) -> None:
     that needed one is then sent its bytes again: the store only saves transfers)."""
     from kit.files import folder_size
 
+    if not store.is_dir():  # a fresh worker whose steps so far had no outputs keeps nothing yet
+        return
     entries = []
     for entry in store.iterdir():
         if not entry.name.startswith("."):

@@ -9,19 +9,14 @@ working folder; the first step's notebook checks that it cannot see the project.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.conftest import KIT, Project, tiny_edge_pipeline
-
-HIDING = os.geteuid() == 0  # mount namespaces need root
+from conftest import HIDING, Project, local_cluster, tiny_edge_pipeline
 
 STEP_A = """
 import pathlib, mlflow
@@ -73,64 +68,10 @@ steps:
 """
 
 
-class LocalCluster:
-    """`kit cluster up --dir DIR` (again whenever a test killed a worker), `kit cluster down` at the end."""
-
-    def __init__(self, folder: Path, hide: Path | None):
-        self.folder, self.hide = folder, hide
-        self.address = ""
-
-    def kit_cluster(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*KIT, "cluster", *args, "--dir", str(self.folder)], capture_output=True, text=True,
-                              timeout=300)
-
-    def up(self) -> None:
-        done = self.kit_cluster("up", "--workers", "2", *(["--hide", str(self.hide)] if self.hide else []))
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.startswith("export KIT_CLUSTER=tcp://127.0.0.1:") and done.stdout.count("\n") == 1
-        self.address = done.stdout.strip().split("=", 1)[1]
-
-    @property
-    def worker_pids(self) -> list[int]:
-        import json
-
-        return json.loads((self.folder / "cluster.json").read_text())["worker_pids"]
-
-    def step_kernels(self) -> list[psutil.Process]:
-        """Kernel processes of the workers that are running a step (their folder is a step's scratch folder)."""
-        found = []
-        for pid in self.worker_pids:
-            try:
-                children = psutil.Process(pid).children(recursive=True)
-            except psutil.NoSuchProcess:
-                continue
-            for child in children:
-                try:  # (a kernel killed but not reaped yet runs nothing)
-                    if child.status() != psutil.STATUS_ZOMBIE and "kit-steps" in child.cwd():
-                        found.append(child)
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-        return found
-
-    def worker_running_a_step(self, timeout: float = 120) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for kernel in self.step_kernels():
-                return kernel.ppid()
-            time.sleep(0.1)
-        pytest.fail("no worker started the step's kernel")
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    folder = Path(tempfile.mkdtemp(prefix="kit-cluster-"))  # not under pytest's folders: those are hidden
-    local = LocalCluster(folder, tmp_path_factory.getbasetemp() if HIDING else None)
-    try:
-        local.up()
+    with local_cluster(tmp_path_factory) as local:
         yield local
-    finally:
-        local.kit_cluster("down")
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -291,7 +232,7 @@ def test_a_large_input_travels_to_the_worker_and_its_output_back(tracking_server
     from mlflow import MlflowClient
 
     from kit.run.remote import ClusterExecutor
-    from tests.conftest import write_notebook
+    from conftest import write_notebook
 
     cluster.up()
     client = MlflowClient(tracking_server)
@@ -316,26 +257,35 @@ def test_a_large_input_travels_to_the_worker_and_its_output_back(tracking_server
     assert client.get_run(run.info.run_id).data.tags["kit.inputs_sent"] == "data"
 
 
-SWEPT = """
-name: swept
-model: swept-model
-steps:
-  - name: score
-    notebook: notebooks/score.ipynb
-    outputs: {{out: out.txt}}
-"""
+def test_a_ctr_sweep_runs_the_shared_steps_once_fans_out_over_both_workers_and_promotes_the_best(
+        tmp_path, tracking_server, cluster):
+    """pipelines/ctr.yaml at 50k rows, 4 variants of train.num_leaves, 2 at a time (the cluster's
+    threads): logs and features run once, the variants' steps on both workers, the best through the
+    CTR gates (Node, the cloud model under wrk) to both aliases."""
+    cluster.up()
+    project = Project.linked(tmp_path, {"MLFLOW_TRACKING_URI": tracking_server, "KIT_CLUSTER": cluster.address})
+    done = project.kit("sweep", "pipelines/ctr.yaml", "-p", "logs.rows=50000", "-p", "train.num_threads=1",
+                       "--grid", "train.num_leaves=4,8,16,31", "--metric", "evaluate.auc", "--direction", "max",
+                       timeout=1200)
+    assert done.returncode == 0, done.stdout + done.stderr
 
+    runs = project.runs("ctr")
+    parent = next(r for r in runs if r.data.tags.get("kit.kind") == "sweep")
+    variants = {r.info.run_id: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    steps = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in variants]
+    assert len(variants) == 4 and len(steps) == 4 * 6
+    executed = [r for r in steps if r.data.tags["kit.status"] != "cached"]
+    assert sorted(r.data.tags["kit.step"] for r in executed if r.data.tags["kit.step"] in ("logs", "features")) == [
+        "features", "logs"], "the shared steps ran once, the other variants took them from the cache"
+    trains = [r for r in executed if r.data.tags["kit.step"] == "train"]
+    assert sorted(r.data.params["num_leaves"] for r in trains) == ["16", "31", "4", "8"]
+    assert len({r.data.tags["kit.worker"] for r in trains}) == 2, "the variants ran on both workers"
 
-def test_a_sweep_fans_its_variants_out_over_both_workers(project, cluster):
-    project.notebook("score.ipynb", 'out = "out.txt"\nx = 1',
-                     "import pathlib, time, mlflow\ntime.sleep(2)\npathlib.Path(out).write_text(str(x))\n"
-                     "mlflow.log_metric('value', x * x)")
-    path = project.pipeline(SWEPT.format(), name="swept.yaml")
-    done = project.kit("sweep", str(path), "--grid", "score.x=1,2,3,4", "--metric", "score.value",
-                       "--direction", "max", "--no-promote")
-    assert done.returncode == 0, done.stderr
-    assert "best v4 with score.value = 16 (score.x=4)" in done.stdout
-    steps = [r for r in project.runs("swept") if r.data.tags.get("kit.kind") == "step"]
-    assert len(steps) == 4
-    workers = {r.data.tags["kit.worker"] for r in steps}
-    assert len(workers) == 2, workers  # 4 variants, 2 at a time (the cluster's threads): both workers used
+    auc = {run_id: v.data.metrics["evaluate.auc"] for run_id, v in variants.items()}
+    best = max(auc, key=auc.get)
+    assert parent.data.tags["kit.sweep.best_run_id"] == best
+    client = project.client()
+    for alias in ("edge-champion", "cloud-champion"):
+        version = client.get_model_version_by_alias("ctr", alias)
+        assert version.tags["kit.pipeline_run_id"] == best and version.tags["kit.gates"] == "passed", alias
+    assert "edge-champion moved (none) -> v1" in done.stdout

@@ -72,3 +72,11 @@ def test_the_workers_store_drops_its_least_recently_used_entries_past_its_size(t
         os.utime(tmp_path / name, (1000 - age, 1000 - age))
     _prune(tmp_path, limit=250)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["middle", "newest"]
+
+
+def test_a_fresh_workers_empty_store_is_nothing_to_prune(tmp_path):
+    """A worker's first step had no outputs: no store folder yet (its pruning once failed the step)."""
+    from kit.run.remote_task import _prune
+
+    _prune(tmp_path / "kit-cas", limit=0)
+    assert not (tmp_path / "kit-cas").exists()

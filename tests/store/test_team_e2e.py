@@ -9,9 +9,10 @@ import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from conftest import REPO, Project
+from conftest import REPO, Project, local_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -158,3 +159,45 @@ def test_a_restart_finds_every_run_model_user_and_artifact(iris, admin):
     train = next(r for r in client.search_runs([experiment.experiment_id]) if r.info.run_name == "train")
     assert "outputs/saved_model_dir" in {a.path for a in client.list_artifacts(train.info.run_id, "outputs")}
     assert admin.auth().get_user("admin").username == "admin"
+
+
+def test_the_same_pipeline_on_a_2_worker_cluster_passes_the_same_gates_and_serves_the_same_answers(
+        iris, admin, tmp_path_factory):
+    """The module's pipeline again (`--force`: not from the step cache), its steps on a 2-worker Dask
+    cluster blind to the project folder; the gates and promotion on this machine, as locally."""
+    from kit.targets.edge.node import bridge
+
+    project, local = iris
+    assert local.returncode == 0, local.stderr
+    client = project.client()
+    local_version = client.get_model_version_by_alias(MODEL, ALIAS)
+    with local_cluster(tmp_path_factory) as cluster:
+        on_cluster = Project(project.root, {**admin.env, "KIT_CLUSTER": cluster.address})
+        done = on_cluster.kit("run", "pipelines/iris_edge_team.yaml", "--force", "-p", "train.epochs=30", timeout=900)
+    assert done.returncode == 0, done.stderr
+    version = client.get_model_version_by_alias(MODEL, ALIAS)
+    assert f"registered {MODEL} v{version.version}; {ALIAS} moved v{local_version.version} -> v{version.version}" \
+        in done.stdout
+    gates = {k: v.split()[0] for k, v in version.tags.items() if k.startswith("kit.gate")}
+    assert gates == {k: v.split()[0] for k, v in local_version.tags.items() if k.startswith("kit.gate")}
+    assert set(gates.values()) == {"passed"} and "kit.gate.edge_parity" in gates
+
+    parent = client.get_run(version.run_id).data.tags.get("mlflow.parentRunId") or version.run_id
+    steps = [r for r in client.search_runs([client.get_run(parent).info.experiment_id],
+                                           f"tags.mlflow.parentRunId = '{parent}'")]
+    assert {r.info.run_name for r in steps} == {"features", "train", "evaluate", "convert"}
+    assert all("kit.worker" in r.data.tags for r in steps), "every step ran on a worker"
+
+    features = next(r for r in steps if r.info.run_name == "features")
+    rows = pd.read_parquet(client.download_artifacts(features.info.run_id, "outputs/test_path"))
+    rows = rows.drop(columns=["species"]).to_dict("records")
+
+    def served(model_version) -> list[dict]:
+        bundle = client.download_artifacts(model_version.run_id, "outputs/bundle_dir",
+                                           str(tmp_path_factory.mktemp("bundle")))
+        return bridge(next(Path(bundle).rglob("manifest.json")).parent, rows)["predictions"]
+
+    here, there = served(local_version), served(version)  # same seed, same data: the same model
+    assert [p["prediction"] for p in there] == [p["prediction"] for p in here] and len(here) == len(rows)
+    for a, b in zip(here, there):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
