@@ -10,6 +10,7 @@ execution that leaves no trace in the notebook (no cell, no execution count).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -28,6 +29,11 @@ from traitlets import Bool, Dict, Unicode
 AHEAD = 2  # kernels kept starting ahead of the steps: the first two overlap MLflow's start-up
 READY_TIMEOUT = 120.0  # seconds a kernel may take to answer its first request (a loaded machine)
 HAND_OVER_TIMEOUT = 30.0  # seconds for the silent set-up (it runs in milliseconds)
+LOG_TAIL = 2000  # characters of a kernel's own output quoted when it dies while starting
+# Kernels talk over Unix sockets in the run's own folder where the OS has them: TCP ports are
+# picked by binding port 0 and closing it, and another process (a second `kit run`, any
+# client) can take the port before the kernel binds it, which kills the kernel at start.
+_TRANSPORT = "tcp" if os.name == "nt" else "ipc"
 
 # Run silently in a warm kernel before the step's first cell: the environment and folder a
 # kernel started for this step would have had (os.environ reaches what the notebook spawns).
@@ -88,7 +94,8 @@ class WarmKernels:
         self._started: list[StepKernelManager] = []  # every kernel launched, to stop the unused ones
         self._closed = False
         self._lock = threading.Lock()
-        self._logs = Path(tempfile.mkdtemp(prefix="kit-kernels-"))
+        self._logs = Path(tempfile.mkdtemp(prefix="kit-kernels-"))  # also holds the kernels' sockets
+        self._numbers = itertools.count(1)
         self._threads = ThreadPoolExecutor(max_workers=AHEAD + 1, thread_name_prefix="kit-kernel")
         self._fill()
 
@@ -131,9 +138,12 @@ class WarmKernels:
                 self._spares.append(self._threads.submit(self._start))
 
     def _start(self) -> StepKernelManager:
-        km = StepKernelManager(kernel_name=self.kernel_name)
+        number = next(self._numbers)
+        km = StepKernelManager(kernel_name=self.kernel_name, transport=_TRANSPORT)
+        if _TRANSPORT == "ipc":
+            km.ip = str(self._logs / f"k{number}")  # short: a socket path has ~100 bytes at most
         km.step_env = self.env
-        km.log_path = str(self._logs / f"{id(km)}.log")
+        km.log_path = str(self._logs / f"k{number}.log")
         with self._lock:
             self._started.append(km)
         try:
@@ -141,6 +151,9 @@ class WarmKernels:
             if self._closed:  # close() ran while it was launching
                 km.kill_now()
             _wait_until_ready(km)
+        except RuntimeError as error:
+            release(km, now=True)
+            raise RuntimeError(f"{error}{_output_of(km)}") from None
         except BaseException:
             release(km, now=True)
             raise
@@ -173,6 +186,15 @@ def release(km: StepKernelManager, now: bool = False) -> None:
     finally:
         km.close_log()
         _keep_log(km)
+
+
+def _output_of(km: StepKernelManager) -> str:
+    """The end of what a kernel process printed itself, to say why it died ('' if nothing)."""
+    try:
+        text = Path(km.log_path).read_text(errors="replace").strip()
+    except OSError:
+        return ""
+    return f"; the kernel printed:\n{text[-LOG_TAIL:]}" if text else ""
 
 
 def _keep_log(km: StepKernelManager) -> None:

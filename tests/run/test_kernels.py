@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from conftest import write_notebook
-from kit.run.kernels import WarmKernels
+from kit.run.kernels import WarmKernels, release
 from kit.run.notebook import Execution
 
 pytestmark = pytest.mark.e2e
@@ -83,3 +83,36 @@ def test_a_kernel_spec_that_cannot_start_fails_the_take_not_the_pool(tmp_path):
     finally:
         pool.close()
     assert os.listdir(tmp_path) == []  # nothing written into the project
+
+
+def test_kernels_talk_over_sockets_of_their_own_that_go_with_the_run(tmp_path):
+    """No TCP ports: a port picked by binding port 0 could be taken by another `kit run`
+    before the kernel binds it, and the kernel died at start (seen in CI, two runs at once)."""
+    pool = WarmKernels("kit", 2, {}, cwd=tmp_path)
+    try:
+        first, second = pool.take(), pool.take()
+        infos = [km.get_connection_info() for km in (first, second)]
+        assert {info["transport"] for info in infos} == {"ipc"}
+        assert infos[0]["ip"] != infos[1]["ip"]
+        sockets = [Path(f"{info['ip']}-{info['shell_port']}") for info in infos]
+        assert all(path.exists() for path in sockets)
+        for km in (first, second):
+            release(km, now=True)
+        assert not any(path.exists() for path in sockets)  # a cluster worker's pool lives on: no leak
+    finally:
+        pool.close()
+
+
+def test_a_kernel_that_dies_while_starting_is_reported_with_what_it_printed(tmp_path, monkeypatch):
+    spec = tmp_path / "share" / "kernels" / "dies"
+    spec.mkdir(parents=True)
+    crash = "import sys; print('cannot import numpy: broken wheel', file=sys.stderr); sys.exit(3)"
+    (spec / "kernel.json").write_text(json.dumps(
+        {"argv": [os.sys.executable, "-c", crash, "-f", "{connection_file}"], "display_name": "dies", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share"))
+    pool = WarmKernels("dies", 1, {}, cwd=tmp_path)
+    try:
+        with pytest.raises(RuntimeError, match="(?s)Kernel died.*cannot import numpy: broken wheel"):
+            pool.take()
+    finally:
+        pool.close()
