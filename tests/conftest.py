@@ -212,6 +212,25 @@ class Project:
             return MlflowClient(self.tracking["MLFLOW_TRACKING_URI"])
         return MlflowClient(f"sqlite:///{self.root / 'mlruns' / 'mlflow.db'}")
 
+    def clone(self, root: Path) -> "Project":
+        """A copy of this project with its embedded store at `root`: what several tests start from
+        without each paying the same run. The store holds absolute paths (artifact locations, the
+        cache index), so they are rewritten; nothing written to the copy reaches the original."""
+        import sqlite3
+
+        assert not self.tracking, "only a project with the embedded store can be cloned"
+        shutil.copytree(self.root, root, symlinks=True, dirs_exist_ok=True)
+        old, new = str(self.root), str(root)
+        with sqlite3.connect(root / "mlruns" / "mlflow.db") as db:
+            for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                for column in db.execute(f"PRAGMA table_info('{table}')").fetchall():
+                    if any(t in column[2].upper() for t in ("CHAR", "TEXT", "CLOB")):
+                        db.execute(f'UPDATE "{table}" SET "{column[1]}" = replace("{column[1]}", ?, ?) '
+                                   f'WHERE instr("{column[1]}", ?) > 0', (old, new, old))
+        for path in (root / "mlruns" / "cache").rglob("*.json"):
+            path.write_text(path.read_text().replace(old, new))
+        return Project(root, self.tracking)
+
     def runs(self, experiment: str):
         client = self.client()
         found = client.get_experiment_by_name(experiment)
@@ -423,6 +442,21 @@ def two_versions_on_the_server(team_server, monkeypatch, tmp_path: Path, model: 
     registry = Registry(tmp_path, client)
     registry.promote(model, "1", "champion")
     return registry
+
+
+def webhooks_of(client, model: str, timeout: float = 0) -> list:
+    """The webhooks `kit serve` made for `model` (waiting up to `timeout` s for one). Once one is
+    there, wait out the server's webhook cache (MLFLOW_WEBHOOK_CACHE_TTL, 2 s under `kit server
+    up`): an alias event sooner than that may not see the new hook (a test failed so, once)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        hooks = [h for h in client.list_webhooks() if h.name.startswith(f"kit-serve-{model}-")]
+        if hooks or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if hooks and timeout:
+        time.sleep(3)
+    return hooks
 
 
 def tiny_edge_pipeline(project: Project) -> Path:

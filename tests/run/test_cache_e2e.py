@@ -11,6 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import Project
+
 pytestmark = pytest.mark.e2e
 
 PARAMETERS = 'in_path = ""\nout_path = "out.txt"\nfactor = 1'
@@ -35,11 +37,31 @@ steps:
 """
 
 
-@pytest.fixture
-def chain(project):
+def write_chain(project: Project) -> Path:
     for name in "abc":
         project.notebook(f"{name}.ipynb", PARAMETERS, STEP)
     return project.pipeline(PIPELINE)
+
+
+@pytest.fixture
+def chain(project):
+    return write_chain(project)
+
+
+@pytest.fixture(scope="module")
+def chain_run_once(tmp_path_factory) -> Project:
+    """The chain after one successful run; tests that start there get a clone (`ran`)."""
+    project = Project(tmp_path_factory.mktemp("chain-run-once"))
+    run(project, str(write_chain(project)))
+    executed(project)
+    return project
+
+
+@pytest.fixture
+def ran(chain_run_once, tmp_path, monkeypatch) -> tuple[Project, Path]:
+    project = chain_run_once.clone(tmp_path / "project")
+    monkeypatch.setenv("KIT_PROJECT_ROOT", str(project.root))
+    return project, project.root / "pipelines" / "p.yaml"
 
 
 def executed(project) -> list[str]:
@@ -105,9 +127,8 @@ def test_unchanged_rerun_executes_no_kernel_and_cached_runs_say_where_from(proje
     assert summary["steps"]["a"]["cache_source_run"] == producers["a"].info.run_id
 
 
-def test_markdown_and_outputs_do_not_count_code_and_parameters_do(project, chain):
-    run(project, str(chain))
-    executed(project)
+def test_markdown_and_outputs_do_not_count_code_and_parameters_do(ran):
+    project, chain = ran
 
     path = project.root / "notebooks" / "b.ipynb"
     nb = nbformat.read(path, as_version=4)
@@ -131,9 +152,8 @@ def test_markdown_and_outputs_do_not_count_code_and_parameters_do(project, chain
     assert executed(project) == ["b", "c"]
 
 
-def test_upstream_content_decides_not_upstream_execution(project, chain):
-    run(project, str(chain))
-    executed(project)
+def test_upstream_content_decides_not_upstream_execution(ran):
+    project, chain = ran
     edit_code(project, "a.ipynb", "unused = 1")  # a runs again and writes the same bytes
     run(project, str(chain))
     assert executed(project) == ["a"]
@@ -167,9 +187,8 @@ def test_contract_and_lock_are_in_the_key(project, chain):
     assert executed(project) == ["a", "b", "c"]
 
 
-def test_damaged_entry_is_a_miss_with_a_warning(project, chain):
-    run(project, str(chain))
-    executed(project)
+def test_damaged_entry_is_a_miss_with_a_warning(ran):
+    project, chain = ran
     producer = last_runs(project)["a"]
     artifact = Path(project.client().download_artifacts(producer.info.run_id, "outputs/out_path/a.txt"))
     stored = Path(producer.info.artifact_uri.removeprefix("file://")) / "outputs" / "out_path" / "a.txt"
@@ -191,9 +210,8 @@ def test_damaged_entry_is_a_miss_with_a_warning(project, chain):
     assert executed(project) == ["c"]
 
 
-def test_force_and_force_step(project, chain):
-    run(project, str(chain))
-    executed(project)
+def test_force_and_force_step(ran):
+    project, chain = ran
     run(project, str(chain), "--force")
     assert executed(project) == ["a", "b", "c"]
     run(project, str(chain), "--force", "b")
@@ -235,9 +253,8 @@ def test_failed_run_resumes_at_the_failed_step(project, chain):
     assert "1 cached: a" in done.stdout
 
 
-def test_cache_list_and_prune(project, chain):
-    run(project, str(chain))
-    executed(project)
+def test_cache_list_and_prune(ran):
+    project, chain = ran
     listed = project.kit("cache", "list")
     assert listed.returncode == 0, listed.stderr
     assert "3 entries" in listed.stdout and "chain" in listed.stdout

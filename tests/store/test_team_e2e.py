@@ -165,6 +165,7 @@ def test_the_same_pipeline_on_a_2_worker_cluster_passes_the_same_gates_and_serve
         iris, admin, tmp_path_factory):
     """The module's pipeline again (`--force`: not from the step cache), its steps on a 2-worker Dask
     cluster blind to the project folder; the gates and promotion on this machine, as locally."""
+    from kit.targets.edge.bundle import find_bundle
     from kit.targets.edge.node import bridge
 
     project, local = iris
@@ -188,8 +189,7 @@ def test_the_same_pipeline_on_a_2_worker_cluster_passes_the_same_gates_and_serve
     assert set(gates.values()) == {"passed"} and version.tags["kit.gates"] == "passed"
 
     parent = client.get_run(version.run_id).data.tags.get("mlflow.parentRunId") or version.run_id
-    steps = [r for r in client.search_runs([client.get_run(parent).info.experiment_id],
-                                           f"tags.mlflow.parentRunId = '{parent}'")]
+    steps = client.search_runs([client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
     assert {r.info.run_name for r in steps} == {"features", "train", "evaluate", "convert"}
     assert all("kit.worker" in r.data.tags for r in steps), "every step ran on a worker"
 
@@ -200,7 +200,7 @@ def test_the_same_pipeline_on_a_2_worker_cluster_passes_the_same_gates_and_serve
     def served(model_version) -> list[dict]:
         bundle = client.download_artifacts(model_version.run_id, "outputs/bundle_dir",
                                            str(tmp_path_factory.mktemp("bundle")))
-        return bridge(next(Path(bundle).rglob("manifest.json")).parent, rows)["predictions"]
+        return bridge(find_bundle(Path(bundle)), rows)["predictions"]
 
     here, there = served(local_version), served(version)  # same seed, same data: the same model
     assert [p["prediction"] for p in there] == [p["prediction"] for p in here] and len(here) == len(rows)

@@ -216,6 +216,12 @@ def write_bundle(out_dir: str | Path, *, model_dir: str | Path, kind: str, task:
 
 # -- reading -----------------------------------------------------------------------------------
 
+def find_bundle(folder: Path) -> Path | None:
+    """The bundle in `folder` or the shallowest one under it (a downloaded artifact nests it), or None."""
+    found = sorted(Path(folder).rglob("manifest.json"), key=lambda p: len(p.parts))
+    return found[0].parent if found else None
+
+
 def _load_manifest(bundle: Path) -> Manifest:
     if not bundle.is_dir():
         raise BundleError(f"{bundle}: bundle folder not found; build it with write_bundle (a notebook's convert step)")

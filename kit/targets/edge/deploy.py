@@ -44,6 +44,7 @@ def fetch_bundle(root: Path, name: str, alias: str, into: Path | None = None) ->
 
     from kit import store
     from kit.targets.edge import read_bundle, set_bundle_version
+    from kit.targets.edge.bundle import find_bundle
 
     version = _version_by_alias(root, name, alias)
     target = into or root / "workspaces" / "edge" / f"{name}-v{version.version}"
@@ -51,7 +52,7 @@ def fetch_bundle(root: Path, name: str, alias: str, into: Path | None = None) ->
         shutil.rmtree(target)
     target.mkdir(parents=True)
     download_artifacts(artifact_uri=version.source, dst_path=str(target), tracking_uri=store.tracking_uri(root))
-    bundle = _bundle_root(target)
+    bundle = find_bundle(target)
     if bundle is None:
         raise SpecError(f"{name} v{version.version} ({version.source}) holds no edge bundle (no manifest.json); "
                         f"was it registered by an edge pipeline?")
@@ -135,8 +136,3 @@ def deploy(root: Path, name: str, alias: str, out: Path, reject_out_of_range: bo
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return version, out
-
-
-def _bundle_root(folder: Path) -> Path | None:
-    found = sorted(folder.rglob("manifest.json"), key=lambda p: len(p.parts))
-    return found[0].parent if found else None

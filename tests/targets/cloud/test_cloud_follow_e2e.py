@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import Load, free_port, two_versions_on_the_server
+from conftest import Load, free_port, two_versions_on_the_server, webhooks_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -50,12 +50,14 @@ def test_the_front_follows_promotion_and_rollback_without_a_signal(two_versions,
         body = json.dumps({"dataframe_records": [ROW]}).encode()
         with Load(int(url.rsplit(":", 1)[1]), "POST", "/invocations", body, {"Content-Type": "application/json"},
                   lambda headers, _: headers.get("x-model-version")) as load:
+            if how == "webhook":
+                assert len(webhooks_of(registry.client, model, timeout=30)) == 1
             # as a CI job elsewhere would
             promoted = load.served_after(lambda: registry.promote(model, "2", "champion"), "2")
             rolled_back = load.served_after(lambda: registry.rollback(model, "champion"), "1")
     load.assert_followed("1", "2", "1")
     predictions = {v: json.loads(p)["predictions"][0] for _, v, p in load.answers}
     assert predictions["1"] != predictions["2"]
-    assert not [h for h in registry.client.list_webhooks() if h.name.startswith(f"kit-serve-{model}-")]
+    assert not webhooks_of(registry.client, model)
     print(f"\n{how}: promotion served after {promoted:.1f} s, rollback after {rolled_back:.1f} s "
           f"(+ starting a worker, under load); {len(load.answers)} requests, 0 failed")
