@@ -444,17 +444,19 @@ def two_versions_on_the_server(team_server, monkeypatch, tmp_path: Path, model: 
     return registry
 
 
-def webhooks_of(client, model: str, timeout: float = 0) -> list:
-    """The webhooks `kit serve` made for `model` (waiting up to `timeout` s for one). Once one is
-    there, wait out the server's webhook cache (MLFLOW_WEBHOOK_CACHE_TTL, 2 s under `kit server
-    up`): an alias event sooner than that may not see the new hook (a test failed so, once)."""
+def webhooks_of(client, model: str) -> list:
+    """The registry webhooks `kit serve` made for `model`."""
+    return [h for h in client.list_webhooks() if h.name.startswith(f"kit-serve-{model}-")]
+
+
+def wait_for_webhook(client, model: str, timeout: float = 30) -> list:
+    """`webhooks_of` once there is one (up to `timeout` s), after waiting out the server's webhook
+    cache (MLFLOW_WEBHOOK_CACHE_TTL, 2 s under `kit server up`): an alias event sooner than that
+    may not see the new hook (a test failed so, once)."""
     deadline = time.monotonic() + timeout
-    while True:
-        hooks = [h for h in client.list_webhooks() if h.name.startswith(f"kit-serve-{model}-")]
-        if hooks or time.monotonic() >= deadline:
-            break
+    while not (hooks := webhooks_of(client, model)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if hooks and timeout:
+    if hooks:
         time.sleep(3)
     return hooks
 

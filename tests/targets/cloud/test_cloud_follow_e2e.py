@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import Load, free_port, two_versions_on_the_server, webhooks_of
+from conftest import Load, free_port, two_versions_on_the_server, wait_for_webhook, webhooks_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -51,7 +51,7 @@ def test_the_front_follows_promotion_and_rollback_without_a_signal(two_versions,
         with Load(int(url.rsplit(":", 1)[1]), "POST", "/invocations", body, {"Content-Type": "application/json"},
                   lambda headers, _: headers.get("x-model-version")) as load:
             if how == "webhook":
-                assert len(webhooks_of(registry.client, model, timeout=30)) == 1
+                assert len(wait_for_webhook(registry.client, model)) == 1
             # as a CI job elsewhere would
             promoted = load.served_after(lambda: registry.promote(model, "2", "champion"), "2")
             rolled_back = load.served_after(lambda: registry.rollback(model, "champion"), "1")

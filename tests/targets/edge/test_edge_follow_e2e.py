@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import KIT, Load, Project, free_port, serving, two_versions_on_the_server, webhooks_of
+from conftest import KIT, Load, Project, free_port, serving, two_versions_on_the_server, wait_for_webhook, webhooks_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -73,7 +73,7 @@ def test_kit_serve_edge_follows_promotion_and_rollback_without_a_signal(two_bund
     server = Project(tmp_path / "server", tracking=tracking)
     with serving(command, f"http://127.0.0.1:{port}/health", server.root, server.env, name="kit-serve-edge") as process:
         if how == "webhook":
-            hooks = webhooks_of(registry.client, model, timeout=30)
+            hooks = wait_for_webhook(registry.client, model)
             assert len(hooks) == 1 and hooks[0].url.endswith(f":{hook_port}/kit/webhook")
             forged = urllib.request.Request(f"http://127.0.0.1:{hook_port}/kit/webhook", b"{}", {
                 "X-MLflow-Signature": "v1,AAAA", "X-MLflow-Timestamp": str(int(time.time())), "X-MLflow-Delivery-Id": "x"})
