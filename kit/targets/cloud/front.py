@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 from kit.errors import KitError, StepFailure
+from kit.targets.cloud.heap import freeze_startup_objects, thaw
 from kit.targets.cloud.metrics import CONTENT_TYPE as METRICS_TYPE
 from kit.targets.cloud.metrics import Metrics
 from kit.targets.cloud.pool import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT, WorkerPool, WorkerStartError
@@ -250,6 +251,9 @@ class Front:
             startup.result()
             self.log = PredictionLog(self.log_dir, self.log_inputs)
             self._server = await self._listen_http(listener)
+            # What start-up imported (mlflow, uvicorn: ~300k objects; the whole `kit run` process
+            # when a gate serves in a thread) stays out of the GC while serving; thawed on the way out.
+            freeze_startup_objects()
             self.url = f"http://{self.host}:{listener.getsockname()[1]}"
             print(f"prediction log: {self.log_dir} (inputs: {self.log_inputs}); workers' output: "
                   f"{self.log_dir}/workers-v*.log; SIGHUP or POST /admin/reload follows the alias; "
@@ -261,6 +265,7 @@ class Front:
             await stop
             return 0
         finally:
+            thaw()
             await self._shutdown(listener)
             if handle_signals:  # back to the defaults (uvloop does not restore them on close)
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

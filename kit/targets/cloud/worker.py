@@ -106,12 +106,15 @@ def main() -> None:
     the pipe, or dies (the pipe closes then too): no worker outlives its front."""
     from multiprocessing.connection import Connection
 
+    from kit.targets.cloud.heap import freeze_startup_objects
+
     inbox, outbox = Connection(int(sys.argv[2]), writable=False), Connection(int(sys.argv[3]), readable=False)
     try:
         scorer = Scorer(sys.argv[1])
     except BaseException as error:  # reported to the front, which says why the version did not start
         outbox.send(("failed", f"{type(error).__name__}: {error}"))
         return
+    freeze_startup_objects()
     outbox.send(("ready", os.getpid()))
     while True:
         try:

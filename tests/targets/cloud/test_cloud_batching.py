@@ -136,6 +136,26 @@ def test_a_lone_client_is_not_held_back_by_the_max_wait(tmp_path, model):
     assert max(times) < 0.25, f"a lone request waited: {max(times) * 1000:.0f} ms with max wait 500 ms"
 
 
+def test_start_up_objects_stay_out_of_the_gc_while_serving_and_are_given_back_after(tmp_path, model):
+    """A full collection over mlflow's ~300k objects stalled requests 100-250 ms (issue 14's
+    1-connection p99): the front freezes them once started. Served in a thread (as the
+    cloud_latency gate does inside `kit run`), it must give them back when it stops."""
+    import gc
+    import weakref
+
+    front, running = serving(tmp_path, model, workers=1)
+    with running as url:
+        assert gc.get_freeze_count() > 10_000
+        cycle = {}
+        cycle["self"] = cycle
+        made_while_serving = weakref.ref(type("Node", (), {})())  # a class is a cycle of its own
+        del cycle
+        gc.collect()
+        assert made_while_serving() is None, "objects made while serving must still be collected"
+        assert post(port_of(url), json.dumps({"dataframe_records": [{"a": 1.0, "b": 2.0}]}).encode())[0] == 200
+    assert gc.get_freeze_count() == 0
+
+
 def test_a_multi_row_request_with_one_bad_row_fails_alone_and_others_in_its_batch_pass(tmp_path, model):
     front, running = serving(tmp_path, model, workers=1, max_wait=0.2)
     good = json.dumps({"dataframe_records": [{"a": 0.5, "b": 1.0}, {"a": 2.0, "b": 0.0}]}).encode()
@@ -185,7 +205,8 @@ def raw_exchange(port: int, data: bytes) -> tuple[int, dict, bytes]:
      + b"x" * 5000, 413),
     (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
      + (b"800\r\n" + b"x" * 2048 + b"\r\n") * 3 + b"0\r\n\r\n", 413),
-])
+], ids=["garbage", "header-without-colon", "length-and-chunked", "negative-length", "bad-chunk-size",
+        "oversized-head", "oversized-body", "oversized-chunked-body"])
 def test_bad_requests_get_a_json_4xx_the_connection_closes_and_the_server_keeps_serving(
         tmp_path, model, monkeypatch, raw, status, request):
     monkeypatch.setattr(front_module, "MAX_BODY", 4096)
