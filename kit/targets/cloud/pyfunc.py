@@ -128,11 +128,13 @@ class CloudModel:
 def _rows(frame):
     """A small batch as plain dicts: the spec judges a few rows ~10x faster that way than
     through per-column pandas operations (0.1 ms vs 1.3 ms for one row of 16 fields),
-    and a scoring server mostly gets one row at a time."""
+    and a scoring server mostly gets one row at a time. One object array for the whole frame,
+    not itertuples: its per-column indexing took 0.35 ms for 4 CTR rows, this 0.14 ms (a
+    quarter of a 4-request batch's scoring)."""
     if len(frame) > 64:
         return frame
     columns = list(frame.columns)
-    return [dict(zip(columns, values)) for values in frame.itertuples(index=False, name=None)]
+    return [dict(zip(columns, values)) for values in frame.to_numpy(dtype=object).tolist()]
 
 
 def _as_frame(model_input):
