@@ -174,6 +174,9 @@ class RemoteExecution:
         self._started_on: dict[str, str] = {}  # submission key -> worker, while it runs
         self._ended: set[str] = set()
 
+    def wait_released(self) -> None:
+        """Its kernel lives on the worker, which keeps its log before answering: nothing to wait for."""
+
     def stop(self, reason: str) -> None:
         """Ask the task to kill its kernel (from any thread); run() returns once it did."""
         from distributed import Event

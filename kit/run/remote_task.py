@@ -132,6 +132,8 @@ def _execute(request: dict, inputs: bytes, placed: dict[str, Path], scratch: Pat
             thread.join(60)
             break
         thread.join(POLL_SECONDS)
+    if not thread.is_alive():
+        execution.wait_released()  # the kernel's log is complete before it is packed
     if failure:
         answer["error"] = describe(failure[0])
     answer["peak_memory_mb"] = execution.peak_memory_mb

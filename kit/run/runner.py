@@ -67,7 +67,7 @@ def run(plan: Plan, jobs: int = 2, progress=None, overrides: dict[str, Any] | No
     `on_end(result)` is called with the result as far as it got, however the run ends (reports).
     `executor`: where steps' notebooks execute; None: kernels on this machine, else an object
     whose `execution(step, inputs, outputs, **fields)` returns what `Execution` is (run, stop,
-    stop_reason, peak_memory_mb, output_path), such as kit.run.remote.ClusterExecutor."""
+    stop_reason, peak_memory_mb, output_path, wait_released), such as kit.run.remote.ClusterExecutor."""
     from kit.run import progress as progress_module
 
     pipeline = plan.pipeline
@@ -239,7 +239,8 @@ class _Scheduler:
             # rendering HTML, so that bookkeeping overlaps the next kernel's work.
             closing = [self._collect(future) for future in finished]
             self._start_ready(pool)
-            for step_result, step in closing:
+            for step_result, step, execution in closing:
+                execution.wait_released()  # its kernel.log is complete: finish_step logs it
                 self._close(step_result, step)
 
     def _start_ready(self, pool: ThreadPoolExecutor) -> None:
@@ -319,7 +320,7 @@ class _Scheduler:
             if now - started > step.timeout:
                 execution.stop(f"timed out after {step.timeout:g}s (set `timeout` on the step to allow longer)")
 
-    def _collect(self, future: Future) -> tuple[StepResult, Step]:
+    def _collect(self, future: Future) -> tuple[StepResult, Step, Execution]:
         step, execution, step_result, started = self.running.pop(future)
         step_result.duration = time.monotonic() - started
         exc = future.exception()
@@ -333,7 +334,7 @@ class _Scheduler:
         step_result.state = "failed" if error else "done"
         step_result.error = error
         self.progress.step_finished(step.name, step_result.state, _first_line(error))
-        return step_result, step
+        return step_result, step, execution
 
     def _close(self, step_result: StepResult, step: Step) -> None:
         status = "FINISHED" if step_result.state == "done" else ("KILLED" if step_result.state == "killed" else "FAILED")

@@ -62,6 +62,29 @@ def test_a_warm_kernel_runs_the_step_in_its_own_environment_and_folder(tmp_path)
     assert gone(mark), "the step's kernel outlived its step"
 
 
+def test_a_finished_steps_kernel_shuts_down_while_the_run_goes_on_and_its_whole_log_is_kept(tmp_path):
+    """run() returns when the notebook is done; the kernel's graceful shutdown (its own exit,
+    here slowed by an exit handler) runs meanwhile, and wait_released() returns only once the
+    kernel is gone and everything it printed, to the end, is kept beside the notebook."""
+    mark = f"kit-kernels-test-{uuid.uuid4()}"
+    notebook = write_notebook(tmp_path / "slow_exit.ipynb", "x = 1",
+                              "import atexit, os, time\n"
+                              "atexit.register(lambda: (time.sleep(2), os.write(2, b'kit-said-at-exit')))")
+    pool = WarmKernels("kit", 1, {"KIT_TEST_MARK": mark}, cwd=tmp_path)
+    log = tmp_path / "kernel.log"
+    try:
+        execution = Execution(input_path=notebook, output_path=tmp_path / "out.ipynb", parameters={}, kernel_name="kit",
+                              cwd=tmp_path, env={}, log_path=log, kernel_pool=pool)
+        execution.run()
+        assert marked(mark), "run() waited for the kernel's shutdown"
+        execution.wait_released()
+        assert not marked(mark)
+        assert "kit-said-at-exit" in log.read_text()
+        assert execution.peak_memory_mb and execution.peak_memory_mb > 20  # read before the kernel went
+    finally:
+        pool.close()
+
+
 def test_kernels_never_taken_are_stopped_when_the_run_closes(tmp_path):
     mark = f"kit-kernels-test-{uuid.uuid4()}"
     pool = WarmKernels("kit", 3, {"KIT_TEST_MARK": mark}, cwd=tmp_path)

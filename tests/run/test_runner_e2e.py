@@ -208,12 +208,12 @@ def test_two_runs_at_once_both_succeed_in_separate_workspaces(project):
     assert [r.info.status for r in parents] == ["FINISHED", "FINISHED"]
 
 
-def test_a_step_kernel_is_shut_down_before_its_dependents_run(project):
+def test_a_step_kernel_is_shut_down_once_its_step_is_over(project):
     project.notebook("first.ipynb", 'pid_path = "pid"', "import os", "open(pid_path, 'w').write(str(os.getpid()))")
     project.notebook("second.ipynb", 'pid_path = "pid"', """
         import os, time
         pid = int(open(pid_path).read())
-        for _ in range(50):  # shutdown is graceful, allow it a moment
+        for _ in range(50):  # shut down gracefully while this step starts: allow it a moment
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
