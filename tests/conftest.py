@@ -238,6 +238,25 @@ class Project:
         return client.search_runs([found.experiment_id], order_by=["start_time ASC"])
 
 
+@pytest.fixture(scope="session")
+def iris_run_once(tmp_path_factory) -> tuple[Project, subprocess.CompletedProcess]:
+    """One `kit run pipelines/iris.yaml` (30 epochs) that the Iris, `kit dev` and Jupytext tests
+    all start from (each paid ~45 s for the same run). The project holds copies of the repo's
+    notebooks and pipelines (`kit dev --save` writes to them), committed to git (provenance).
+    Read it as it is; to change anything (another run, a saved notebook), Project.clone it."""
+    root = tmp_path_factory.mktemp("iris-once")
+    project = Project(root)
+    for name in ("notebooks", "pipelines"):
+        shutil.copytree(REPO / name, root / name)
+    for name in ("data_contracts", "uv.lock"):
+        (root / name).symlink_to(REPO / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "fixture"], cwd=root, check=True)
+    return project, project.kit("run", "pipelines/iris.yaml", "-p", "train.epochs=30", timeout=900)
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Project:
     monkeypatch.setenv("KIT_PROJECT_ROOT", str(tmp_path))

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 
-from conftest import KIT, REPO, Project
+from conftest import REPO, Project
 
 pytestmark = pytest.mark.e2e
 
@@ -23,17 +22,10 @@ INJECTED_TAG = "kit-dev-injected"
 
 
 @pytest.fixture(scope="module")
-def iris(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dev")
-    project = Project(root)
-    for name in ("notebooks", "pipelines"):
-        shutil.copytree(REPO / name, root / name)
-    for name in ("data_contracts", "uv.lock"):
-        (root / name).symlink_to(REPO / name)
-    done = subprocess.run([*KIT, "run", "pipelines/iris.yaml", "-p", "train.epochs=30"], cwd=root, env=project.env,
-                          capture_output=True, text=True, timeout=900)
+def iris(iris_run_once, tmp_path_factory):
+    original, done = iris_run_once
     assert done.returncode == 0, done.stderr
-    return project
+    return original.clone(tmp_path_factory.mktemp("dev"))  # its tests save notebooks: a copy of its own
 
 
 def step_runs(project: Project) -> dict:

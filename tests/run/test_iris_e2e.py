@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import KIT, Project
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def iris_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("iris")
-    project = Project.linked(root)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-qm", "fixture"], cwd=root, check=True)
-    done = subprocess.run([*KIT, "run", "pipelines/iris.yaml", "-p", "train.epochs=30"], cwd=root, env=project.env,
-                          capture_output=True, text=True, timeout=900)
-    from mlflow import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+def iris_run(iris_run_once):
+    project, done = iris_run_once
+    client = project.client()
     experiment = client.get_experiment_by_name("iris")
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])} if experiment else {}
     return done, client, runs
@@ -99,12 +88,10 @@ def test_contracts_gates_and_promotion_of_the_example(iris_run):
     assert float(version.tags["kit.metric.evaluate.accuracy"]) >= 0.8
 
 
-def test_a_second_run_rescores_the_keras_champion_on_its_test_rows(iris_run):
-    done, client, runs = iris_run
-    root = Path(client.tracking_uri.removeprefix("sqlite:///")).parents[1]
-    again = subprocess.run([*KIT, "run", "pipelines/iris.yaml", "-p", "train.epochs=30"], cwd=root,
-                           env=Project(root).env,
-                           capture_output=True, text=True, timeout=900)
+def test_a_second_run_rescores_the_keras_champion_on_its_test_rows(iris_run_once, tmp_path):
+    project = iris_run_once[0].clone(tmp_path)
+    client = project.client()
+    again = project.kit("run", "pipelines/iris.yaml", "-p", "train.epochs=30", timeout=900)
     assert again.returncode == 0, again.stderr
     experiment = client.get_experiment_by_name("iris")
     parent = client.search_runs([experiment.experiment_id], "tags.`kit.kind` = 'pipeline'",
