@@ -73,3 +73,23 @@ def test_the_program_skips_the_final_collection_and_an_in_process_call_does_not(
     answer = json.loads(done.stdout.splitlines()[-1])
     assert answer["codes"] == [0, 0]
     assert answer["in_process"] == 0 and answer["as_program"] > 1000
+
+
+def test_a_contract_is_checked_with_great_expectations_once_then_remembered_until_it_changes(project):
+    """Checking a contract imports Great Expectations (~3 s before a run's first kernel); an
+    unchanged, already checked contract is not checked again, a changed one is."""
+    project.notebook("n.ipynb", 'out_path = "out.csv"', "open(out_path, 'w').write('a\\n1\\n')")
+    contract = project.root / "data_contracts" / "out.json"
+    contract.parent.mkdir()
+    contract.write_text(json.dumps({"expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "a"}}]}))
+    path = project.pipeline("""
+        name: contracted
+        model: m
+        steps:
+          - {name: a, notebook: notebooks/n.ipynb, outputs: {out_path: out.csv}, contracts: {out_path: data_contracts/out.json}}
+    """)
+    assert "great_expectations" in loaded_by(project, "validate", str(path))
+    assert "great_expectations" not in loaded_by(project, "validate", str(path))
+    contract.write_text(json.dumps({"expectations": [{"type": "expect_column_to_be_wonderful", "kwargs": {}}]}))
+    refused = project.kit("validate", str(path))
+    assert refused.returncode == 2 and "expect_column_to_be_wonderful" in refused.stderr

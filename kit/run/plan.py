@@ -53,14 +53,46 @@ def load_plan(path: str | Path, overrides: list | None = None, root: Path | None
     for step in pipeline.steps.values():
         for param, contract in step.spec.contracts.items():
             contracts[(step.name, param)] = pipeline.root / contract
-    if contracts:
-        from kit.contracts import load_contract
-
-        for contract_path in sorted(set(contracts.values())):
-            try:
-                load_contract(contract_path)
-            except SpecError as exc:
-                problems.append(str(exc))
+    for contract_path in sorted(set(contracts.values())):
+        problem = _contract_problem(contract_path, pipeline.root)
+        if problem:
+            problems.append(problem)
     if problems:
         raise SpecError("\n".join(problems))
     return Plan(pipeline=pipeline, gates=parsed, contracts=contracts)
+
+
+def _contract_problem(path: Path, root: Path) -> str | None:
+    """Why the contract file cannot be used (None: it can). Checking it imports Great
+    Expectations, ~3 s before a run's first kernel could start; a file that passed is
+    remembered by its content, the environment's lock and the kit version (a marker file
+    under mlruns/cache/contracts), so an unchanged contract is not checked again."""
+    import hashlib
+
+    import kit
+    from kit.contracts import load_contract
+    from kit.files import sha256_file
+    from kit.project import mlruns_dir
+    from kit.run.provenance import lock_hash
+
+    try:
+        content = sha256_file(path)
+    except OSError:
+        content = None  # load_contract says what is wrong with the file
+    marker = None
+    if content is not None:
+        digest = hashlib.sha256(f"{content} {lock_hash(root)} {kit.__version__}".encode()).hexdigest()
+        marker = mlruns_dir(root) / "cache" / "contracts" / digest
+        if marker.is_file():
+            return None
+    try:
+        load_contract(path)
+    except SpecError as exc:
+        return str(exc)
+    if marker is not None:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{path}\n")
+        except OSError:  # a read-only project: checked again next time
+            pass
+    return None
