@@ -39,7 +39,7 @@ _TRANSPORT = "tcp" if os.name == "nt" else "ipc"
 # kernel started for this step would have had (os.environ reaches what the notebook spawns).
 # The kernel's last exit handler (registered first, so run last, after the notebook's own and
 # MLflow's) freezes its objects: the interpreter's final collection over what a step imported
-# (TensorFlow: ~1.8 s of shutdown) is skipped; see kit.cli.main.
+# (TensorFlow: ~1.8 s of shutdown) is skipped, as kit.heap.skip_final_collection does for `kit`.
 _HAND_OVER = """\
 import atexit as _kit_atexit, gc as _kit_gc, os as _kit_os, pathlib as _kit_pathlib
 _kit_atexit.register(_kit_gc.freeze)

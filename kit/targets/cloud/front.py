@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 from kit.errors import KitError, StepFailure
-from kit.targets.cloud.heap import freeze_startup_objects, thaw
+from kit.heap import freeze_startup_objects, thaw
 from kit.targets.cloud.metrics import CONTENT_TYPE as METRICS_TYPE
 from kit.targets.cloud.metrics import Metrics
 from kit.targets.cloud.pool import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT, WorkerPool, WorkerStartError

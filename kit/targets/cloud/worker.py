@@ -106,7 +106,7 @@ def main() -> None:
     the pipe, or dies (the pipe closes then too): no worker outlives its front."""
     from multiprocessing.connection import Connection
 
-    from kit.targets.cloud.heap import freeze_startup_objects
+    from kit.heap import freeze_startup_objects
 
     inbox, outbox = Connection(int(sys.argv[2]), writable=False), Connection(int(sys.argv[3]), readable=False)
     try:
