@@ -69,10 +69,10 @@ def _contract_problem(path: Path, root: Path) -> str | None:
     under mlruns/cache/contracts), so an unchanged contract is not checked again."""
     import hashlib
 
-    import kit
     from kit.contracts import load_contract
     from kit.files import sha256_file
-    from kit.project import mlruns_dir
+    from kit.run.cache import cache_dir
+    from kit.run.cache_session import kit_version
     from kit.run.provenance import lock_hash
 
     try:
@@ -81,8 +81,8 @@ def _contract_problem(path: Path, root: Path) -> str | None:
         content = None  # load_contract says what is wrong with the file
     marker = None
     if content is not None:
-        digest = hashlib.sha256(f"{content} {lock_hash(root)} {kit.__version__}".encode()).hexdigest()
-        marker = mlruns_dir(root) / "cache" / "contracts" / digest
+        digest = hashlib.sha256(f"{content} {lock_hash(root)} {kit_version()}".encode()).hexdigest()
+        marker = cache_dir(root) / "contracts" / digest
         if marker.is_file():
             return None
     try:
