@@ -240,8 +240,8 @@ class Project:
 
 @pytest.fixture(scope="session")
 def iris_run_once(tmp_path_factory) -> tuple[Project, subprocess.CompletedProcess]:
-    """One `kit run pipelines/iris.yaml` (30 epochs) that the Iris, `kit dev` and Jupytext tests
-    all start from (each paid ~45 s for the same run). The project holds copies of the repo's
+    """One `kit run pipelines/iris.yaml` (30 epochs) that the Iris and `kit dev` tests both
+    start from (each paid ~45 s for the same run). The project holds copies of the repo's
     notebooks and pipelines (`kit dev --save` writes to them), committed to git (provenance).
     Read it as it is; to change anything (another run, a saved notebook), Project.clone it."""
     root = tmp_path_factory.mktemp("iris-once")
