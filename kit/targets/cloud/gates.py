@@ -6,7 +6,10 @@ Measured as a client sees it (HTTP, JSON, parsing and the pyfunc's feature spec 
 because that is what a latency budget promises, and measured the way benchmarks/serving.py
 measures: with wrk where it is installed (scripts/setup-system installs it), one thread, the
 configured connection count; with Python client threads otherwise (the detail says which).
-p50 / p99 are nearest-rank percentiles (kit.stats) of every timed request's latency.
+p50 / p99 are nearest-rank percentiles (kit.stats) of every timed request's latency in a round;
+the figure is the median of the rounds' p99s, as in the benchmark and the edge_latency gate: on
+a shared machine one round's p99 swings by half (983 to 1,455 requests/s, p99 10.9 to 15.9 ms
+in consecutive rounds of the CTR gate here), so a single round refuses good models by chance.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from pydantic import Field
 
 from kit.gates import Gate, GateContext, GateResult, StepOutput
@@ -32,7 +36,8 @@ class CloudLatency(Gate):
     model: StepOutput = Field(description="the step output holding an MLflow model folder (e.g. from save_spec_model)")
     rows: StepOutput = Field(description="a CSV or Parquet table with the raw input columns")
     clients: int = Field(default=8, gt=0, description="concurrent keep-alive connections")
-    requests: int = Field(default=2000, gt=0, description="timed requests, in total")
+    requests: int = Field(default=2000, gt=0, description="timed requests per round, in total")
+    rounds: int = Field(default=3, ge=1, description="timed rounds; the figure is the median of their p99s")
     p99_ms: float = Field(default=20.0, gt=0)
     max_errors: int = Field(default=0, ge=0)
     warmup: int = Field(default=200, ge=0, description="untimed requests first, in total")
@@ -61,30 +66,39 @@ class CloudLatency(Gate):
             try:
                 with InThread(front) as url:
                     workers = front.backend.size
-                    stats, how = measure(url + "/invocations", bodies, self.clients, self.requests, self.warmup)
+                    rounds, how = measure(url + "/invocations", bodies, self.clients, self.requests, self.warmup,
+                                          self.rounds)
             except (KitError, OSError) as error:
                 return self.result(False, None, threshold, f"the cloud server did not start: {error}")
-        passed = stats["p99_ms"] <= self.p99_ms and stats["errors"] <= self.max_errors
-        detail = (f"{stats['requests']} single-row requests over {self.clients} keep-alive connections ({how}) "
-                  f"after {self.warmup} warm-up, served as `kit serve cloud` serves ({workers} "
-                  f"workers, micro-batching): p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms "
-                  f"({DEFINITION}), {stats['throughput_rps']:.0f} requests/s, {stats['errors']} errors")
-        if stats["first_error"]:
-            detail += f" (first: {stats['first_error']})"
-        return self.result(passed, stats["p99_ms"], threshold, detail)
+        p99, p50, throughput = (float(np.median([r[key] for r in rounds]))
+                                for key in ("p99_ms", "p50_ms", "throughput_rps"))
+        errors = sum(r["errors"] for r in rounds)
+        passed = p99 <= self.p99_ms and errors <= self.max_errors
+        each = ", ".join(f"{r['p99_ms']:.2f}" for r in rounds)
+        detail = (f"{self.rounds} rounds of {self.requests} single-row requests over {self.clients} keep-alive "
+                  f"connections ({how}) after {self.warmup} warm-up, served as `kit serve cloud` serves ({workers} "
+                  f"workers, micro-batching): p50 {p50:.2f} ms, p99 {p99:.2f} ms (median of {each}; {DEFINITION}), "
+                  f"{throughput:.0f} requests/s, {errors} errors")
+        first_error = next((r["first_error"] for r in rounds if r["first_error"]), "")
+        if first_error:
+            detail += f" (first: {first_error})"
+        return self.result(passed, p99, threshold, detail)
 
 
-def measure(url: str, bodies: list[bytes], connections: int, requests: int, warmup: int) -> tuple[dict, str]:
-    """(stats, how): wrk where installed, Python client threads otherwise."""
+def measure(url: str, bodies: list[bytes], connections: int, requests: int, warmup: int,
+            rounds: int = 1) -> tuple[list[dict], str]:
+    """(each round's stats, how): wrk where installed, Python client threads otherwise; the
+    warm-up once, before the first round."""
     from kit.targets.cloud import wrk
 
     if wrk.installed():
         if warmup:
             wrk.run(url, bodies, connections, requests=warmup)
-        return wrk.run(url, bodies, connections, requests=requests), "load from wrk, 1 thread"
+        return [wrk.run(url, bodies, connections, requests=requests) for _ in range(rounds)], "load from wrk, 1 thread"
     host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
-    return (load_test(int(port), bodies, connections, requests, warmup, host=host),
-            "load from Python client threads: wrk is not installed (scripts/setup-system installs it)")
+    measured = [load_test(int(port), bodies, connections, requests, warmup if i == 0 else 0, host=host)
+                for i in range(rounds)]
+    return measured, "load from Python client threads: wrk is not installed (scripts/setup-system installs it)"
 
 
 def request_bodies(rows_path: Path, model_dir: Path, max_rows: int) -> list[bytes]:
