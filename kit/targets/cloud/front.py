@@ -161,13 +161,15 @@ class Front:
         async def invocations(request):
             started, arrived = time.perf_counter(), time.time()
             request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-            backend = self.backend
-            headers = {**model_headers(backend), "X-Request-Id": request_id}
             try:
                 body = await _read_body(request, MAX_BODY)
             except BodyTooLarge:
                 return _json(413, {"error_code": "BAD_REQUEST", "message": f"body larger than {MAX_BODY} bytes"},
-                             {**headers, "Connection": "close"})
+                             {**model_headers(self.backend), "X-Request-Id": request_id, "Connection": "close"})
+            # Read after the body (an await): a switch meanwhile may have drained and closed the
+            # backend this request would otherwise queue on (a 503 under load, seen in the follow test).
+            backend = self.backend
+            headers = {**model_headers(backend), "X-Request-Id": request_id}
             content_type = request.headers.get("content-type") or JSON
             status, answer, answer_type = await backend.score(content_type, body)
             if status >= 400 and not answer_type.startswith(JSON):  # MLflow's 415 is plain text

@@ -23,7 +23,7 @@ class Serve:
                             help="most requests scored together in one call of the model (default 32)")
         parser.add_argument("--max-wait-ms", type=_non_negative_float,
                             help="longest a request waits for batch-mates while other batches are being scored "
-                                 "(default 2; a lone request never waits)")
+                                 "(default 0: a free worker takes what is queued; a lone request never waits)")
         from kit.targets.follow import add_follow_argument  # asyncio: not at `kit` start-up
 
         add_follow_argument(parser)

@@ -10,8 +10,9 @@ every worker gets work whenever it is free, and requests that wait together are 
 call of the model: the per-call cost is paid once per batch, not once per request.
 
 Adaptive: a request that finds a worker idle and nothing else being scored is sent at once (a
-lone client is never held back). Only while other batches are being scored does a free worker
-wait for its batch to fill, at most `max_wait` seconds after the oldest request queued.
+lone client is never held back). Requests that queue while every worker is busy go together to
+the next free worker. With `max_wait` > 0 (default 0), a free worker also waits for its batch to
+fill while other batches are being scored, at most `max_wait` seconds after the oldest request.
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ from typing import Callable
 
 from kit.errors import StepFailure
 
-# Defaults: a batch of 32 CTR rows costs the model ~2x what one row costs (2.5 against 1.4 ms);
-# 2 ms is a tenth of the 20 ms budget. Measured against `--max-wait-ms 0` (CTR, wrk, 8
-# connections, 2 workers, 3 alternating pairs of 2 rounds): 1,172-1,493 against 1,122-1,572
-# requests/s, p99 12.0-13.7 against 12.0-16.4 ms: no cost, slightly steadier.
+# Defaults, measured (CTR, wrk, 8 connections, 2 workers, rows scored through
+# CloudModel.predict_records): a batch costs ~0.12 ms plus ~0.02 ms a row, so holding a free
+# worker back for batch-mates costs more than it saves: `--max-wait-ms 0` gave 3,976-3,986
+# requests/s (p99 4.3 ms) against 2,291-3,209 (p99 5.5-9.2 ms) with 2 ms and 3,076-3,556 with
+# 0.5 ms. Batches still form under load: what queues while every worker is busy is scored in
+# one call by the next free worker, up to max_batch. (Through MLflow's DataFrame path, ~1.5 ms
+# a batch, 2 ms cost nothing; models other than kit cloud models may want it back.)
 DEFAULT_MAX_BATCH = 32
-DEFAULT_MAX_WAIT = 0.002  # seconds
+DEFAULT_MAX_WAIT = 0.0  # seconds
 JSON = "application/json"
 
 
