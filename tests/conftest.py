@@ -190,6 +190,22 @@ class Project:
             (root / name).symlink_to(REPO / name)
         return project
 
+    def own_copy(self, relative: str) -> Path:
+        """Make the linked file `relative` (e.g. pipelines/ctr.yaml) this project's own copy, to
+        edit: its folder becomes a real folder of links to the repo's files, but that one copied."""
+        path, folder = self.root / relative, (self.root / relative).parent
+        if folder.is_symlink():
+            source = folder.resolve()
+            folder.unlink()
+            folder.mkdir()
+            for entry in source.iterdir():
+                (folder / entry.name).symlink_to(entry)
+        if path.is_symlink():
+            target = path.resolve()
+            path.unlink()
+            shutil.copyfile(target, path)
+        return path
+
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
@@ -236,6 +252,26 @@ class Project:
         found = client.get_experiment_by_name(experiment)
         assert found is not None, f"no experiment {experiment!r}"
         return client.search_runs([found.experiment_id], order_by=["start_time ASC"])
+
+
+CTR_TEST_CLOUD_P99_MS = 100
+
+
+def ctr_with_test_cloud_budget(project: Project) -> None:
+    """This project's pipelines/ctr.yaml with a cloud_latency budget of 100 ms, not 20.
+
+    The example's 20 ms at 8 connections is the serving benchmark's target (p99 4.6 ms there on a
+    quiet host). But this shared host has slow spells of many minutes in which every process runs
+    about 3x slower (`kit serve cloud` on CTR: 3,966 requests/s, an hour later 1,095), and CI once
+    refused the CTR models on one (p99 20.99 ms). The tests that run ctr.yaml check its flow,
+    gates and promotions; the gate's verdict against a budget is tested on both sides in
+    tests/targets/cloud/test_cloud_e2e.py, and a pathological model (tens of ms a batch) still
+    fails 100 ms at 8 connections."""
+    path = project.own_copy("pipelines/ctr.yaml")
+    text = path.read_text()
+    assert text.count("  - type: cloud_latency\n") == 1, "ctr.yaml's cloud_latency gate moved; update this helper"
+    path.write_text(text.replace("  - type: cloud_latency\n",
+                                 f"  - type: cloud_latency\n    p99_ms: {CTR_TEST_CLOUD_P99_MS}\n"))
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import HIDING, Project, local_cluster, tiny_edge_pipeline
+from conftest import HIDING, Project, ctr_with_test_cloud_budget, local_cluster, tiny_edge_pipeline
 
 STEP_A = """
 import pathlib, mlflow
@@ -264,6 +264,7 @@ def test_a_ctr_sweep_runs_the_shared_steps_once_fans_out_over_both_workers_and_p
     CTR gates (Node, the cloud model under wrk) to both aliases."""
     cluster.up()
     project = Project.linked(tmp_path, {"MLFLOW_TRACKING_URI": tracking_server, "KIT_CLUSTER": cluster.address})
+    ctr_with_test_cloud_budget(project)
     done = project.kit("sweep", "pipelines/ctr.yaml", "-p", "logs.rows=50000", "-p", "train.num_threads=1",
                        "--grid", "train.num_leaves=4,8,16,31", "--metric", "evaluate.auc", "--direction", "max",
                        timeout=1200)
