@@ -390,9 +390,9 @@ def default_log_dir(root: Path, name: str, alias: str) -> Path:
 
 
 def event_loop_runner():
-    """uvloop's `run` where installed (it is, from the lock), else asyncio's: the same for
+    """uvloop's `run` where installed (it is, from the lock), else asyncio's: one choice for
     `kit serve cloud` and a Front InThread (the cloud_latency gate), whose figure must be the
-    server's. On asyncio's loop the CTR front served 1,429 requests/s where uvloop served 3,966."""
+    served figure."""
     try:
         import uvloop
 
