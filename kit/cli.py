@@ -50,7 +50,8 @@ def build_parser(load_targets: Collection[str] = TARGET_COMMANDS) -> argparse.Ar
                      help="also write the run as JUnit XML (a test case per step, contract check and gate) for CI; "
                           "written whatever the exit code")
     run.add_argument("--force", action="append", nargs="?", const="*", default=[], metavar="STEP",
-                     help="execute steps even if the cache holds their outputs: every step, or STEP and everything "
+                     help="execute steps even if the cache holds their outputs: every step (and measure every gate "
+                          "again rather than reuse a passed measurement of the same inputs), or STEP and everything "
                           "downstream of it (repeatable)")
     run.add_argument("--only", nargs="+", default=[], metavar="STEP",
                      help="run just these steps; the steps they need come from the cache (exit 2 if one is not there)")
@@ -542,18 +543,22 @@ def cmd_cluster(args) -> int:
 
 
 def cmd_cache(args) -> int:
+    from kit.gates import reuse
     from kit.project import find_root
     from kit.run import cache
 
     root = find_root()
     if args.cache_command == "list":
         print(cache.listing(root))
+        print(f"{reuse.count(reuse.folder(cache.cache_dir(root)))} passed gate results kept for reuse "
+              f"(kit.gates.reuse; `kit run --force` measures every gate again)")
         return 0
     if args.older_than < 0:
         raise SpecError(f"--older-than {args.older_than:g}: DAYS must be 0 or more")
     pruned, kept = cache.prune(root, args.older_than)
+    gates = reuse.prune(reuse.folder(cache.cache_dir(root)), args.older_than * 86400)
     print(f"pruned {pruned} cache entries older than {args.older_than:g} days, kept {kept} "
-          "(the runs and their artifacts stay in the store as history)")
+          f"(the runs and their artifacts stay in the store as history), and {gates} kept gate results")
     return 0
 
 

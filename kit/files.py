@@ -1,8 +1,12 @@
-"""File facts the kit records as evidence: content hashes and sizes (one implementation each)."""
+"""File facts the kit records as evidence: content hashes and sizes (one implementation each),
+and the one way it writes a small JSON record that readers may see at any moment."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import tempfile
 from pathlib import Path
 
 
@@ -30,3 +34,16 @@ def folder_size(path: str | Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write to a temporary file beside `path`, then rename: readers see the old or the new file, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=1)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

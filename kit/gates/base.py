@@ -8,6 +8,8 @@ from typing import Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from kit.files import sha256_tree
+
 
 @dataclass
 class GateResult:
@@ -32,6 +34,7 @@ class Champion:
     version: str
     metrics: dict[str, float]  # "step.metric" -> value, from the version's evidence tags
     files: Callable[[], Any] | None = None  # downloads the version -> kit.gates.scorers.ModelFiles
+    identity: Any = None  # what its re-scores depend on: its files' content hashes (or version and source)
 
 
 @dataclass
@@ -59,6 +62,8 @@ class GateContext:
     extras: dict[str, Any] = field(default_factory=dict)  # for target gates (e.g. the bundle folder)
     evaluations: dict[str, Evaluation] = field(default_factory=dict)  # step -> its declared evaluation
     candidates: dict[str, Any] = field(default_factory=dict)  # alias -> the candidate's ModelFiles
+    content_hash: Callable[[Path], str] = sha256_tree  # the runner's memo of the hashes it already took
+    memo: Any = None  # kit.gates.reuse.Memo: earlier passed results by key (None: measure every gate)
 
 
 class StepOutput(BaseModel):
@@ -78,6 +83,10 @@ class Gate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: ClassVar[str]
+    # Whether a passed result may be reused by a later run with the same inputs (kit.gates.reuse):
+    # None: judged afresh every run; "pure": a function of the config and `reuse_parts`;
+    # "measured": also of the machine (latency).
+    reuse: ClassVar[str | None] = None
 
     name: str | None = None
 
@@ -95,6 +104,19 @@ class Gate(BaseModel):
         """True when the result depends on who holds `alias` (then it is judged again if the holder
         changed before the alias could move)."""
         return False
+
+    def reuse_parts(self, context: GateContext) -> dict[str, Any] | None:
+        """What the result depends on besides the config: by default the content of every step
+        output the config names (None: something is missing, do not reuse)."""
+        parts = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, StepOutput):
+                path = value.path(context)
+                if path is None or not Path(path).exists():
+                    return None
+                parts[name] = context.content_hash(Path(path))
+        return parts
 
     def result(self, passed: bool, figure: float | None, threshold: str, detail: str = "") -> GateResult:
         return GateResult(self.label, self.type, passed, figure, threshold, detail)

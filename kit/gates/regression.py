@@ -26,6 +26,7 @@ class NoRegression(Gate):
     """The metric may not get worse than the champion's by more than `allowed_change`."""
 
     type = "no_regression"
+    reuse = "pure"  # re-scoring the same champion on the same rows gives the same figures
     step: str
     metric: str
     direction: Literal["higher_is_better", "lower_is_better"]
@@ -43,6 +44,24 @@ class NoRegression(Gate):
 
     def judges_holder(self, alias: str, default_alias: str | None) -> bool:
         return (self.alias or default_alias) == alias
+
+    def reuse_parts(self, context: GateContext) -> dict[str, Any] | None:
+        """The holder it compares with (registry state), both models' files and the evaluation
+        rows; None when there is nothing to re-score (then the gate is cheap)."""
+        alias = self.alias or context.alias
+        champion = context.champions.get(alias) if self.alias else context.champion
+        evaluation, candidate = context.evaluations.get(self.step), context.candidates.get(alias)
+        if champion is None or evaluation is None or candidate is None:
+            return None
+
+        def content(path) -> str | None:
+            return context.content_hash(path) if path is not None else None
+
+        return {"champion": champion.identity or champion.version,
+                "recorded": context.metrics(self.step).get(self.metric),
+                "candidate": [content(candidate.path), content(candidate.feature_spec), candidate.labels],
+                "evaluation": [content(evaluation.rows), evaluation.label, evaluation.metric,
+                               content(evaluation.feature_spec), evaluation.labels]}
 
     @property
     def higher_is_better(self) -> bool:

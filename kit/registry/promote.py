@@ -35,12 +35,14 @@ class Registry:
         self.audit = AuditLog(self.client, root)
 
     def promote(self, name: str, version: str, alias: str, reason: str = "", force: bool = False,
-                evidence: dict[str, Any] | None = None, expected_holder: str | None | object = UNCHECKED) -> Event:
+                evidence: dict[str, Any] | None = None, expected_holder: str | None | object = UNCHECKED,
+                repaired: bool = False) -> Event:
         """Point `alias` at `version`. Refuses a version without passed gates unless forced.
 
         With `expected_holder` (a version, or None for "no holder"), a compare-and-set: the alias
         moves only if it still points there at this move's place in the log, else HolderChanged
-        says who holds it (and the refused request stays in the log)."""
+        says who holds it (and the refused request stays in the log). `repaired`: the caller has
+        just repaired the alias (`repair` reads every version of the model)."""
         target = versions.get(self.client, name, version)
         if target.gates != "passed" and not force:
             why = "its gates failed" if target.gates == "failed" else "it has no gate evidence"
@@ -48,7 +50,8 @@ class Registry:
                               f"(see `kit models {name}`); to override, add --force --reason TEXT")
         if force and not reason.strip():
             raise RegistryError("--force needs --reason TEXT: a forced promotion is recorded with its reason")
-        self.repair(name, alias)
+        if not repaired:
+            self.repair(name, alias)
         current = self.audit.read(name, alias).holder
         # Refusals visible before asking are not requests (nothing was attempted), as before.
         if expected_holder is not UNCHECKED and current != expected_holder:
@@ -122,7 +125,7 @@ class Registry:
         log = self.audit.read(name, alias)
         current = versions.holder(self.client, name, alias)
         now = int(time.time() * 1000)
-        for version in versions.all_versions(self.client, name):
+        for version in versions.in_promotion_states(self.client, name, ("pending", "interrupted")):
             state = version.tags.get(versions.PROMOTION_TAG)
             if state not in ("pending", "interrupted") or version.tags.get("kit.target_alias") != alias:
                 continue

@@ -69,6 +69,16 @@ def all_versions(client, name: str) -> list[Version]:
     return sorted((_version(v) for v in found), key=lambda v: int(v.version))
 
 
+def in_promotion_states(client, name: str, states: tuple[str, ...]) -> list[Version]:
+    """The versions whose promotion tag is one of `states`, found by the registry's own search
+    (reading every version grows with the registry: 0.2 s at 26 versions on SQLite)."""
+    found = []
+    for state in states:
+        found += client.search_model_versions(f"name = '{name}' AND tags.`{PROMOTION_TAG}` = '{state}'",
+                                              max_results=10000)
+    return sorted((_version(v) for v in found), key=lambda v: int(v.version))
+
+
 def aliases(client, name: str) -> dict[str, str]:
     from mlflow.exceptions import MlflowException
 

@@ -13,7 +13,6 @@ the index file), so the key ends up pointing at one of them, whole.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -21,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from kit.files import sha256_tree
+from kit.files import sha256_tree, write_json_atomic
 from kit.project import mlruns_dir
 
 KEY_TAG = "kit.cache.key"
@@ -60,19 +59,6 @@ class Entry:
 
 def cache_dir(root: Path) -> Path:
     return mlruns_dir(root) / "cache"
-
-
-def write_json_atomic(path: Path, data) -> None:
-    """Write to a temporary file beside `path`, then rename: readers see the old or the new file, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class Index:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.errors import SpecError
-from kit.files import sha256_tree
+from kit.files import sha256_tree, write_json_atomic
 from kit.run import cache
 from kit.run.cache_key import step_key
 
@@ -123,6 +123,16 @@ class Session:
                 self.index.write(entry)
         return entry
 
+    def gate_memo(self, run_id: str):
+        """Earlier passed gate results for the gates to reuse (None under `--force`: every gate
+        is measured again)."""
+        from kit.gates import reuse
+
+        if ALL in self.options.force:
+            return None
+        return reuse.Memo(reuse.folder(cache.cache_dir(self.pipeline.root)), run_id,
+                          {"lock": self.lock, "kit": self.version})
+
     # -- during the run --------------------------------------------------------------------
 
     def try_restore(self, step, inputs: dict[str, Path], outputs: dict[str, Path]) -> Hit | None:
@@ -182,7 +192,7 @@ class Session:
             return
         if not all(step.spec.cache for step in self.pipeline.steps.values()):
             return
-        cache.write_json_atomic(_pipeline_record(self.pipeline), {
+        write_json_atomic(_pipeline_record(self.pipeline), {
             "tracking_uri": self.tracking_uri, "run_id": run_id, "workspace": str(workspace),
             "keys": self.keys, "finished": time.time()})
 

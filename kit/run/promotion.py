@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kit.checkpoint import checkpoint
 from kit.errors import GateFailure
+from kit.files import sha256_tree
 from kit.gates import Champion, GateContext, GateResult, evaluate_all
 from kit.report import Image, Section, Table, table_text, write_page
 
@@ -43,7 +44,9 @@ class Outcome:
         return "\n".join(lines)
 
 
-def gatekeep(plan, result, tracker) -> Outcome:
+def gatekeep(plan, result, tracker, memo=None, content_hash=None) -> Outcome:
+    """`memo`: earlier passed gate results to reuse (kit.gates.reuse.Memo); `content_hash`: the
+    runner's memo of the content hashes it already took."""
     from kit.registry import Registry
     from kit.registry import versions
     from kit.registry.errors import HolderChanged
@@ -71,7 +74,8 @@ def gatekeep(plan, result, tracker) -> Outcome:
             candidate=_source_path(result, first) if first else None,
             champions=champions,
             evaluations={step: e for step, (e, _) in evaluations.items()},
-            candidates={p.alias: _candidate(result, p) for p in promotions})
+            candidates={p.alias: _candidate(result, p) for p in promotions},
+            memo=memo, content_hash=content_hash or sha256_tree)
         outcome = Outcome(model, evaluate_all(plan.gates, context),
                           previous={a: c.version if c else None for a, c in champions.items()})
         _log_gates(tracker, result.run_id, outcome)
@@ -82,8 +86,19 @@ def gatekeep(plan, result, tracker) -> Outcome:
             registry.repair(model, alias)  # finish or abandon a promotion an interrupt cut short
             checkpoint("register", f"{model} for {alias!r}")
             tags = _evidence_tags(outcome, result, tracker, metrics)
-            tags.update(_evaluation_tags(evaluations))
+            tags.update(_evaluation_tags(evaluations, context.content_hash))
             tags["kit.target_alias"] = alias
+            tags[SOURCE_SHA_TAG] = context.content_hash(_source_path(result, promotion))
+            holder = champions.get(alias)
+            if outcome.passed and holder is not None and holder.identity == _content_identity(tags):
+                # The same files passed again (only evaluation changed, or a deterministic re-run): a
+                # new version would be a duplicate, a move a needless redeploy, a rollback a no-op.
+                # (Failing, they are still registered as rejected: the evidence that the holder failed.)
+                outcome.notes.append(f"{alias} already holds these files ({model} v{holder.version}): nothing "
+                                     "registered, the alias stays")
+                outcome.versions[alias] = holder.version
+                tracker.client.set_tag(result.run_id, f"kit.model_version.{alias}", holder.version)
+                continue
             tags[versions.PROMOTION_TAG] = "candidate" if outcome.passed else "rejected"
             step_run = result.steps[promotion.source.step].run_id
             version = versions.register(tracker.client, model, f"runs:/{step_run}/outputs/{promotion.source.output}",
@@ -106,7 +121,7 @@ def gatekeep(plan, result, tracker) -> Outcome:
                                              reason=f"pipeline {pipeline.name} run {result.run_id}: all gates passed",
                                              evidence={"gates": [r.to_dict() for r in outcome.results],
                                                        "pipeline_run_id": result.run_id},
-                                             expected_holder=baseline)
+                                             expected_holder=baseline, repaired=True)
                 except HolderChanged as changed:
                     outcome.notes.append(f"{alias} moved {_shown(baseline)} -> {_shown(changed.holder)} while this run "
                                          f"was judged: judged again against {_shown(changed.holder)}")
@@ -151,7 +166,22 @@ def _champion(tracker, model: str, holder: str | None, downloads: Path) -> Champ
     if holder is None:
         return None
     found = versions.get(tracker.client, model, holder)
-    return Champion(holder, found.metrics, files=lambda: _download(tracker, model, found, downloads / f"v{holder}"))
+    return Champion(holder, found.metrics, files=lambda: _download(tracker, model, found, downloads / f"v{holder}"),
+                    identity=_identity(found))
+
+
+def _identity(version) -> list:
+    """What re-scoring the version depends on: the content hashes recorded when it was registered
+    (so the same files registered twice are the same baseline), or, for versions registered
+    without them, the version itself."""
+    return _content_identity(version.tags) or [version.version, version.source]
+
+
+def _content_identity(tags: dict[str, str]) -> list | None:
+    """A model by its content, from a version's tags: its files, its feature spec, its labels."""
+    if SOURCE_SHA_TAG not in tags or (FEATURE_SPEC_TAG in tags and FEATURE_SPEC_SHA_TAG not in tags):
+        return None
+    return [tags[SOURCE_SHA_TAG], tags.get(FEATURE_SPEC_SHA_TAG), tags.get(LABELS_TAG)]
 
 
 def _download(tracker, model: str, version, folder: Path):
@@ -178,6 +208,8 @@ def _download(tracker, model: str, version, folder: Path):
 
 
 FEATURE_SPEC_TAG = "kit.evaluation.feature_spec"  # runs:/ URI of the feature spec the version was evaluated with
+FEATURE_SPEC_SHA_TAG = "kit.evaluation.feature_spec_sha256"  # its content hash (kit.files.sha256_tree)
+SOURCE_SHA_TAG = "kit.source_sha256"  # content hash of the registered files (kit.files.sha256_tree)
 LABELS_TAG = "kit.evaluation.labels"  # JSON list: class names in the model's output order
 
 
@@ -206,12 +238,13 @@ def _evaluations(pipeline, result) -> dict:
     return found
 
 
-def _evaluation_tags(evaluations: dict) -> dict[str, str]:
+def _evaluation_tags(evaluations: dict, content_hash) -> dict[str, str]:
     """Recorded with the version, so it can be re-scored later with its own preprocessing."""
     for evaluation, spec_uri in evaluations.values():
         tags = {}
         if spec_uri:
             tags[FEATURE_SPEC_TAG] = spec_uri
+            tags[FEATURE_SPEC_SHA_TAG] = content_hash(evaluation.feature_spec)
         if evaluation.labels:
             tags[LABELS_TAG] = json.dumps(evaluation.labels)
         return tags

@@ -42,7 +42,15 @@ class Renderer:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kit-render")
         self._pending: list[Future] = []
         self._exporter = None
+        self._warming: Future | None = None
         self._lock = Lock()
+
+    def warm(self) -> None:
+        """Build the exporter now, while a step works: importing nbconvert takes about a second,
+        which a pipeline whose only executed step is the last one would otherwise wait for."""
+        with self._lock:
+            if self._warming is None:
+                self._warming = self._thread.submit(self._ready)
 
     def submit(self, notebook: Path, then: Callable[[Path], None]) -> None:
         with self._lock:
@@ -63,12 +71,17 @@ class Renderer:
         self.finish(cancel=True)
         self._thread.shutdown(wait=True)
 
-    def _render(self, notebook: Path, then: Callable[[Path], None]) -> None:
+    def _ready(self) -> bool:
         if self._exporter is None:
             try:
                 self._exporter = html_exporter()
             except Exception:
-                return
+                return False
+        return True
+
+    def _render(self, notebook: Path, then: Callable[[Path], None]) -> None:
+        if not self._ready():
+            return
         html = render_html(notebook, self._exporter)
         if html is not None:
             then(html)

@@ -136,7 +136,8 @@ def _run(plan: Plan, jobs: int, progress, overrides: dict[str, Any], started: fl
 
         gates_started = time.monotonic()
         try:
-            result.promotion = gatekeep(plan, result, tracker)
+            result.promotion = gatekeep(plan, result, tracker, memo=caching.gate_memo(run_id),
+                                         content_hash=caching.hash_of)
         except Exception:  # never leave the pipeline run RUNNING (registry errors); interrupts: see run()
             _finish(tracker, result, "FAILED", started)
             raise
@@ -291,6 +292,7 @@ class _Scheduler:
         step_result = StepResult(step.name, "running", run_id=run_id, notebook=execution.output_path, outputs=outputs)
         self.result.steps[step.name] = step_result
         self.progress.step_started(step.name)
+        self.renderer.warm()
         job = _StepJob(self.plan, step, execution, step_result, inputs)
         self.running[pool.submit(job)] = (step, execution, step_result, time.monotonic())
 

@@ -145,11 +145,18 @@ def test_a_second_run_rescores_both_champions_on_its_validation_rows(ctr):
     assert done.returncode == 0, done.stderr
     holders = {alias: str(project.client().get_model_version_by_alias(MODEL, alias).version)
                for alias in (ALIAS, "cloud-champion")}
+    registered = len(versions(project))
     again = project.kit("run", "pipelines/ctr.yaml", *QUICK, timeout=900)
     assert again.returncode == 0, again.stderr
+    # The same seed trains the same model: the champions are these very files, so nothing is
+    # registered twice and no alias moves (a move would redeploy, a rollback would change nothing).
     for alias, version in holders.items():
-        assert f"{alias} moved v{version} -> v" in again.stdout
+        assert f"{alias} already holds these files ({MODEL} v{version}): nothing registered, the alias stays" \
+            in again.stdout
+        assert str(project.client().get_model_version_by_alias(MODEL, alias).version) == version
+    assert len(versions(project)) == registered
     parent = latest_runs(project)["ctr"]
+    assert {alias: parent.data.tags[f"kit.model_version.{alias}"] for alias in holders} == holders
     gates = json.loads(open(project.client().download_artifacts(parent.info.run_id, "gates/gates.json")).read())
     for name, alias in (("no_regression.evaluate.log_loss", ALIAS), ("no_regression.cloud", "cloud-champion")):
         found = next(g for g in gates if g["name"] == name)
@@ -159,6 +166,31 @@ def test_a_second_run_rescores_both_champions_on_its_validation_rows(ctr):
     edge = next(g for g in gates if g["name"] == "no_regression.evaluate.log_loss")
     assert edge["confidence"] == 0.95 and edge["resamples"] == 1000 and edge["ci_low"] <= 0 <= edge["ci_high"]
     assert {s["value"] for s in edge["slices"]} == {"mobile", "desktop", "tablet"}
+
+
+def test_a_run_with_the_same_model_and_rows_reuses_the_gates_measurements(ctr):
+    """After the second run above, the champions are the same files as this run's candidates:
+    the Node, server and re-scoring gates are judged from the measurements already made (the
+    metric and size gates are cheap and always measured)."""
+    import json
+
+    project, done = ctr
+    assert done.returncode == 0, done.stderr
+    holders = {alias: str(project.client().get_model_version_by_alias(MODEL, alias).version)
+               for alias in (ALIAS, "cloud-champion")}
+    again = project.kit("run", "pipelines/ctr.yaml", *QUICK, timeout=900)
+    assert again.returncode == 0, again.stderr
+    parent = latest_runs(project)["ctr"]
+    gates = {g["name"]: g for g in json.loads(open(project.client().download_artifacts(
+        parent.info.run_id, "gates/gates.json")).read())}
+    reused = {name for name, g in gates.items() if g.get("reused_from_run")}
+    assert reused == {"no_regression.evaluate.log_loss", "no_regression.cloud", "edge_parity", "edge_latency",
+                      "cloud_latency"}, {n: g["detail"] for n, g in gates.items()}
+    assert all(g["passed"] for g in gates.values())
+    assert gates["cloud_latency"]["detail"].startswith("reused from run ")
+    assert gates["cloud_latency"]["seconds"] < 1  # a measurement takes seconds: a server and 3 rounds of wrk
+    for alias, version in holders.items():
+        assert f"{alias} already holds these files ({MODEL} v{version})" in again.stdout
 
 
 def test_the_example_keeps_the_ad_servers_budget_of_20_ms_at_8_connections(ctr):

@@ -19,7 +19,7 @@ frame.to_csv(out_path, index=False)
 SCORE = """
 import mlflow
 mlflow.log_metric("auc", auc)
-open(model_path, "wb").write(b"m" * model_bytes)
+open(model_path, "wb").write((f"auc={auc};".encode() + b"m" * model_bytes)[:model_bytes])  # another auc: another model
 """
 CONTRACT = {"expectations": [
     {"type": "expect_column_values_to_be_between", "kwargs": {"column": "x", "min_value": 0, "max_value": 1}},
@@ -107,6 +107,21 @@ def test_a_failed_threshold_registers_a_rejected_version_and_moves_nothing(score
     found, aliases, events = registry_state(project)
     assert aliases == {"champion": "1"} and found[1].tags["kit.gates"] == "failed"
     assert found[1].tags["kit.promotion"] == "rejected" and len(events) == 1
+
+
+def test_the_same_files_passing_again_register_nothing_and_move_nothing(scored):
+    project, path = scored
+    assert project.kit("run", str(path)).returncode == 0
+    again = project.kit("run", str(path))  # every step cached: the very same model file
+    assert again.returncode == 0, again.stderr
+    assert "champion already holds these files (scorer v1): nothing registered, the alias stays" in again.stdout
+    found, aliases, events = registry_state(project)
+    assert len(found) == 1 and aliases == {"champion": "1"} and len(events) == 1
+    parent = [r for r in project.runs("scored") if r.data.tags.get("kit.kind") == "pipeline"][-1]
+    assert parent.data.tags["kit.model_version.champion"] == "1" and parent.data.tags["kit.gates"] == "passed"
+    assert len(found[0].tags["kit.source_sha256"]) == 64  # what "the same files" is judged by
+    other = project.kit("run", str(path), "-p", "score.auc=0.92")  # another model (its bytes differ): registered
+    assert other.returncode == 0 and "registered scorer v2; champion moved v1 -> v2" in other.stdout
 
 
 def test_regression_against_the_champion_is_refused(scored):

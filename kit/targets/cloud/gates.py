@@ -33,6 +33,7 @@ class CloudLatency(Gate):
     """p99 of single-row /invocations requests within the budget, with at most `max_errors` failures."""
 
     type = "cloud_latency"
+    reuse = "measured"
     model: StepOutput = Field(description="the step output holding an MLflow model folder (e.g. from save_spec_model)")
     rows: StepOutput = Field(description="a CSV or Parquet table with the raw input columns")
     clients: int = Field(default=8, gt=0, description="concurrent keep-alive connections")

@@ -42,6 +42,7 @@ class EdgeParity(_EdgeGate):
     """The bundle in Node agrees with the Python model on the evaluation rows."""
 
     type = "edge_parity"
+    reuse = "pure"
     reference: StepOutput = Field(description="the Python model: a SavedModel folder (tfjs-graph) or booster file")
     max_abs_diff: float = Field(default=1e-5, ge=0)
     min_agreement: float = Field(default=1.0, ge=0, le=1)
@@ -75,6 +76,7 @@ class EdgeLatency(_EdgeGate):
     """
 
     type = "edge_latency"
+    reuse = "measured"
     p99_ms: float = Field(default=5.0, gt=0)
     calls: int = Field(default=2000, gt=0)
     warmup: int = Field(default=3000, ge=0, description="calls before measuring (V8 optimizes over the first thousands)")
