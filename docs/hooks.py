@@ -30,10 +30,18 @@ def _render(kind: str, argument: str) -> str:
     if kind == "gates":
         from kit.gates.registry import known
 
-        return "\n\n".join(f"### `{name}`\n\n{_doc(gate)}\n\n{schema_tables(gate.model_json_schema(), nested=False)}"
+        return "\n\n".join(f"### `{name}`\n\n{_doc(gate)}{_reuse(gate)}\n\n"
+                             f"{schema_tables(gate.model_json_schema(), nested=False)}"
                              for name, gate in sorted(known().items()))
     path, _, heading = (part.strip() for part in argument.partition("|"))
     return section(ROOT / path, heading)
+
+
+def _reuse(gate: type) -> str:
+    """Whether `kit run` may judge the gate from an earlier passed measurement (kit.gates.reuse)."""
+    return {"pure": " A passed result is reused by a later run with the same settings and inputs.",
+            "measured": " A passed result is reused by a later run with the same settings and inputs on the "
+                        "same machine."}.get(gate.reuse, "")
 
 
 def _doc(model: type) -> str:
