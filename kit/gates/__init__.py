@@ -20,7 +20,7 @@ def evaluate_all(gates: list[Gate], context: GateContext) -> list[GateResult]:
         key = None
         try:
             key = context.memo.key(gate, context) if context.memo is not None else None
-            result = (key and context.memo.find(key)) or gate.evaluate(context)
+            result = (key and context.memo.find(key, gate)) or gate.evaluate(context)
         except Exception as exc:  # a gate bug must block promotion, not crash the run
             result = GateResult(gate.label, gate.type, False, None, "", f"the gate raised {type(exc).__name__}: {exc}")
         if key and "reused_from_run" not in result.evidence:

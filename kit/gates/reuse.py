@@ -53,7 +53,7 @@ class Memo:
         text = json.dumps(whole, sort_keys=True, default=repr, ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def find(self, key: str) -> GateResult | None:
+    def find(self, key: str, gate: Gate) -> GateResult | None:
         try:
             entry = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
             if entry["key"] != key:
@@ -61,7 +61,8 @@ class Memo:
             result = GateResult(**entry["result"])
         except (OSError, ValueError, TypeError, KeyError):
             return None  # missing or unreadable: measure
-        result.detail = f"reused from run {entry['run_id']} (same model, rows, settings and machine): {result.detail}"
+        same = "inputs, settings and machine" if gate.reuse == "measured" else "inputs and settings"
+        result.detail = f"reused from run {entry['run_id']} (same {same}): {result.detail}"
         result.evidence = {**result.evidence, "reused_from_run": entry["run_id"]}
         return result
 

@@ -65,7 +65,7 @@ def test_a_passed_result_is_reused_by_a_run_with_the_same_inputs(tmp_path):
     second = evaluate_all([gate], context(tmp_path, run_id="run2"))[0]
     assert Counted.measured == ["counted"]  # measured once
     assert first.passed and second.passed and second.figure == first.figure == 3.0
-    assert second.detail == "reused from run run1 (same model, rows, settings and machine): 3.0 measured"
+    assert second.detail == "reused from run run1 (same inputs and settings): 3.0 measured"
     assert second.evidence == {"samples": [3.0], "reused_from_run": "run1"}
     assert second.threshold == first.threshold
 
@@ -95,8 +95,8 @@ def test_a_failed_result_is_measured_again(tmp_path):
 def test_a_measured_gate_is_measured_again_on_another_machine(tmp_path, monkeypatch):
     gate = Timed.model_validate(ROWS)
     evaluate_all([gate], context(tmp_path))
-    evaluate_all([gate], context(tmp_path))
-    assert len(Counted.measured) == 1
+    again = evaluate_all([gate], context(tmp_path))[0]
+    assert len(Counted.measured) == 1 and "(same inputs, settings and machine)" in again.detail
     monkeypatch.setattr(reuse, "machine", lambda: {"node": "ci-runner-7", "cores": 64})
     evaluate_all([gate], context(tmp_path))
     assert len(Counted.measured) == 2
