@@ -556,9 +556,11 @@ def cmd_cache(args) -> int:
     if args.older_than < 0:
         raise SpecError(f"--older-than {args.older_than:g}: DAYS must be 0 or more")
     pruned, kept = cache.prune(root, args.older_than)
-    gates = reuse.prune(reuse.folder(cache.cache_dir(root)), args.older_than * 86400)
+    gates = reuse.folder(cache.cache_dir(root))
+    held = reuse.count(gates)
+    dropped = reuse.prune(gates, args.older_than * 86400)
     print(f"pruned {pruned} cache entries older than {args.older_than:g} days, kept {kept} "
-          f"(the runs and their artifacts stay in the store as history), and {gates} kept gate results")
+          f"(the runs and their artifacts stay in the store as history); pruned {dropped} of {held} kept gate results")
     return 0
 
 

@@ -139,11 +139,14 @@ class SavedModelScorer(Scorer):
         return path.is_dir() and (path / "saved_model.pb").is_file()
 
     def predict(self, model: ModelFiles, rows) -> Predictions:
-        features = _features(model, rows, self.kind).astype(np.float32)
-        import tensorflow as tf
+        from kit.native import stderr_to_file
 
-        loaded = tf.saved_model.load(str(model.path))
-        return _squeeze(loaded.serve(features).numpy(), model.labels)
+        features = _features(model, rows, self.kind).astype(np.float32)
+        with stderr_to_file():  # TensorFlow's C++ start-up messages
+            import tensorflow as tf
+
+            loaded = tf.saved_model.load(str(model.path))
+            return _squeeze(loaded.serve(features).numpy(), model.labels)
 
 
 @register
@@ -154,10 +157,13 @@ class KerasFileScorer(Scorer):
         return path.is_file() and path.suffix == ".keras"
 
     def predict(self, model: ModelFiles, rows) -> Predictions:
-        features = _features(model, rows, self.kind).astype(np.float32)
-        import keras
+        from kit.native import stderr_to_file
 
-        return _squeeze(keras.models.load_model(model.path).predict(features, verbose=0), model.labels)
+        features = _features(model, rows, self.kind).astype(np.float32)
+        with stderr_to_file():  # TensorFlow's C++ start-up messages
+            import keras
+
+            return _squeeze(keras.models.load_model(model.path).predict(features, verbose=0), model.labels)
 
 
 @register

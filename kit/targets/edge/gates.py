@@ -3,16 +3,13 @@ model, and single-row latency. Registered through the `kit.gates` entry point.""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from pydantic import Field
 
 from kit.gates import Gate, GateContext, GateResult, StepOutput
+from kit.native import stderr_to_file
 from kit.stats import DEFINITION
 
 
@@ -96,33 +93,12 @@ class EdgeLatency(_EdgeGate):
                            f"calls: p50 {p50:.3f} ms, p99 {p99:.3f} ms (median of {each}; p50, p99: {DEFINITION})")
 
 
-@contextlib.contextmanager
-def _native_stderr_to_file():
-    """TensorFlow's C++ start-up (CUDA probes, XLA registrations) writes to the process's
-    stderr before any Python logging exists; keep it off the user's terminal unless the
-    call fails."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def python_outputs(kind: str, reference: Path | None, features: np.ndarray) -> np.ndarray:
     """What the Python model outputs for these feature vectors (the parity baseline)."""
     if kind == "tfjs-graph":
         from kit.targets.edge import python_predict
 
-        with _native_stderr_to_file():
+        with stderr_to_file():
             return np.asarray(python_predict(reference, features.astype(np.float32)), dtype=np.float64)
     if kind == "lightgbm-json":
         # reference: the booster's text model (booster.save_model) -- or its dump_model() JSON,
