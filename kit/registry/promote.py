@@ -42,7 +42,7 @@ class Registry:
         With `expected_holder` (a version, or None for "no holder"), a compare-and-set: the alias
         moves only if it still points there at this move's place in the log, else HolderChanged
         says who holds it (and the refused request stays in the log). `repaired`: the caller has
-        just repaired the alias (`repair` reads every version of the model)."""
+        just repaired the alias (no second round of registry reads)."""
         target = versions.get(self.client, name, version)
         if target.gates != "passed" and not force:
             why = "its gates failed" if target.gates == "failed" else "it has no gate evidence"
@@ -127,7 +127,7 @@ class Registry:
         now = int(time.time() * 1000)
         for version in versions.in_promotion_states(self.client, name, ("pending", "interrupted")):
             state = version.tags.get(versions.PROMOTION_TAG)
-            if state not in ("pending", "interrupted") or version.tags.get("kit.target_alias") != alias:
+            if version.tags.get("kit.target_alias") != alias:
                 continue
             event = log.event(version.tags[ATTEMPT_TAG]) if version.tags.get(ATTEMPT_TAG) else None
             if event and not event.refused:

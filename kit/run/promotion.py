@@ -44,7 +44,7 @@ class Outcome:
         return "\n".join(lines)
 
 
-def gatekeep(plan, result, tracker, memo=None, content_hash=None) -> Outcome:
+def gatekeep(plan, result, tracker, memo=None, content_hash=sha256_tree) -> Outcome:
     """`memo`: earlier passed gate results to reuse (kit.gates.reuse.Memo); `content_hash`: the
     runner's memo of the content hashes it already took."""
     from kit.registry import Registry
@@ -75,7 +75,7 @@ def gatekeep(plan, result, tracker, memo=None, content_hash=None) -> Outcome:
             champions=champions,
             evaluations={step: e for step, (e, _) in evaluations.items()},
             candidates={p.alias: _candidate(result, p) for p in promotions},
-            memo=memo, content_hash=content_hash or sha256_tree)
+            memo=memo, content_hash=content_hash)
         outcome = Outcome(model, evaluate_all(plan.gates, context),
                           previous={a: c.version if c else None for a, c in champions.items()})
         _log_gates(tracker, result.run_id, outcome)
@@ -85,12 +85,10 @@ def gatekeep(plan, result, tracker, memo=None, content_hash=None) -> Outcome:
             alias = promotion.alias
             registry.repair(model, alias)  # finish or abandon a promotion an interrupt cut short
             checkpoint("register", f"{model} for {alias!r}")
-            tags = _evidence_tags(outcome, result, tracker, metrics)
-            tags.update(_evaluation_tags(evaluations, context.content_hash))
-            tags["kit.target_alias"] = alias
-            tags[SOURCE_SHA_TAG] = context.content_hash(_source_path(result, promotion))
+            content = {**_evaluation_tags(evaluations, context.content_hash),
+                       SOURCE_SHA_TAG: context.content_hash(_source_path(result, promotion))}
             holder = champions.get(alias)
-            if outcome.passed and holder is not None and holder.identity == _content_identity(tags):
+            if outcome.passed and holder is not None and holder.identity == _content_identity(content):
                 # The same files passed again (only evaluation changed, or a deterministic re-run): a
                 # new version would be a duplicate, a move a needless redeploy, a rollback a no-op.
                 # (Failing, they are still registered as rejected: the evidence that the holder failed.)
@@ -99,7 +97,8 @@ def gatekeep(plan, result, tracker, memo=None, content_hash=None) -> Outcome:
                 outcome.versions[alias] = holder.version
                 tracker.client.set_tag(result.run_id, f"kit.model_version.{alias}", holder.version)
                 continue
-            tags[versions.PROMOTION_TAG] = "candidate" if outcome.passed else "rejected"
+            tags = {**_evidence_tags(outcome, result, tracker, metrics), **content, "kit.target_alias": alias,
+                    versions.PROMOTION_TAG: "candidate" if outcome.passed else "rejected"}
             step_run = result.steps[promotion.source.step].run_id
             version = versions.register(tracker.client, model, f"runs:/{step_run}/outputs/{promotion.source.output}",
                                         step_run, tags, description=f"pipeline {pipeline.name}, run {result.run_id}, "
